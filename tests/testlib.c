@@ -1,0 +1,118 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "testlib.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static bool failmem_should_fail(wt_failmem *f)
+{
+	f->calls++;
+	return f->fail_at && f->calls >= f->fail_at;
+}
+
+static void *fm_malloc(size_t n, void *u)
+{
+	wt_failmem *f = u;
+	return failmem_should_fail(f) ? NULL : test_malloc(n);
+}
+
+static void fm_free(void *p, void *u)
+{
+	(void)u;
+	test_free(p);
+}
+
+static void *fm_calloc(size_t k, size_t n, void *u)
+{
+	wt_failmem *f = u;
+	return failmem_should_fail(f) ? NULL : test_calloc(k, n);
+}
+
+static void *fm_realloc(void *p, size_t n, void *u)
+{
+	wt_failmem *f = u;
+	return failmem_should_fail(f) ? NULL : test_realloc(p, n);
+}
+
+void wt_failmem_init(wt_failmem *f, unsigned long fail_at)
+{
+	memset(f, 0, sizeof(*f));
+	f->fail_at = fail_at;
+	f->mem.user = f;
+	f->mem.malloc = fm_malloc;
+	f->mem.free = fm_free;
+	f->mem.calloc = fm_calloc;
+	f->mem.realloc = fm_realloc;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long wt_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex);
+	if (n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (long)(n / 2);
+}
+
+void wt_hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+uint64_t wt_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool wt_wait_until(bool (*cond)(void *), void *arg, int fd, unsigned timeout_ms)
+{
+	uint64_t deadline = wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		if (cond(arg))
+			return true;
+		uint64_t now = wt_now_ns();
+		if (now >= deadline)
+			return false;
+		int left = (int)((deadline - now) / 1000000u) + 1;
+		/* Block on the fd that signals progress; without one, re-check
+		 * every millisecond until the deadline. */
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		poll(fd >= 0 ? &p : NULL, fd >= 0 ? 1 : 0, fd >= 0 ? left : 1);
+	}
+}
+
+const char *wt_source_dir(void)
+{
+	const char *d = getenv("WISP_SOURCE_DIR");
+	return d && *d ? d : ".";
+}

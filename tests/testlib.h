@@ -1,0 +1,39 @@
+/* Helpers shared by the cmocka tests. Include after <setjmp.h>, <stdarg.h>,
+ * <stddef.h>, <cmocka.h>. */
+#ifndef WISP_TESTLIB_H
+#define WISP_TESTLIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include <wisp/mem.h>
+
+/* An allocator that fails the fail_at-th allocation (1-based; 0 = never) and
+ * every one after it, and routes the rest through cmocka's test_malloc so a
+ * leak fails the test. */
+typedef struct wt_failmem {
+	wisp_mem mem;
+	unsigned long calls;   /* allocations attempted */
+	unsigned long fail_at; /* 0: never fail */
+} wt_failmem;
+
+void wt_failmem_init(wt_failmem *f, unsigned long fail_at);
+
+/* Hex to bytes; returns the byte count or -1. */
+long wt_unhex(const char *hex, uint8_t *out, size_t cap);
+/* Bytes to lower-case hex into out (2*n+1 bytes). */
+void wt_hex(const uint8_t *in, size_t n, char *out);
+
+/* Monotonic clock in ns, for deadlines in tests. */
+uint64_t wt_now_ns(void);
+
+/* Poll cond(arg) until it is true or timeout_ms passes, blocking in poll()
+ * on fd (or -1 for none) between checks: wait for events with a deadline,
+ * never a bare sleep. Returns true when cond became true. */
+bool wt_wait_until(bool (*cond)(void *), void *arg, int fd, unsigned timeout_ms);
+
+/* The repository root (WISP_SOURCE_DIR from ctest, else "."). */
+const char *wt_source_dir(void);
+
+#endif
