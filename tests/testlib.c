@@ -6,10 +6,15 @@
 #include "testlib.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* cmocka's allocation tracking is not thread-safe, and runtime threads
+ * allocate too: one lock around every hook. */
+static pthread_mutex_t fm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool failmem_should_fail(wt_failmem *f)
 {
@@ -20,25 +25,36 @@ static bool failmem_should_fail(wt_failmem *f)
 static void *fm_malloc(size_t n, void *u)
 {
 	wt_failmem *f = u;
-	return failmem_should_fail(f) ? NULL : test_malloc(n);
+	pthread_mutex_lock(&fm_lock);
+	void *p = failmem_should_fail(f) ? NULL : test_malloc(n);
+	pthread_mutex_unlock(&fm_lock);
+	return p;
 }
 
 static void fm_free(void *p, void *u)
 {
 	(void)u;
+	pthread_mutex_lock(&fm_lock);
 	test_free(p);
+	pthread_mutex_unlock(&fm_lock);
 }
 
 static void *fm_calloc(size_t k, size_t n, void *u)
 {
 	wt_failmem *f = u;
-	return failmem_should_fail(f) ? NULL : test_calloc(k, n);
+	pthread_mutex_lock(&fm_lock);
+	void *p = failmem_should_fail(f) ? NULL : test_calloc(k, n);
+	pthread_mutex_unlock(&fm_lock);
+	return p;
 }
 
 static void *fm_realloc(void *p, size_t n, void *u)
 {
 	wt_failmem *f = u;
-	return failmem_should_fail(f) ? NULL : test_realloc(p, n);
+	pthread_mutex_lock(&fm_lock);
+	void *r = failmem_should_fail(f) ? NULL : test_realloc(p, n);
+	pthread_mutex_unlock(&fm_lock);
+	return r;
 }
 
 void wt_failmem_init(wt_failmem *f, unsigned long fail_at)

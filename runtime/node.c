@@ -1,0 +1,445 @@
+#include "runtime/node.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "actors/telemetry.h"
+#include "runtime/clock.h"
+#include "runtime/mem.h"
+#include "runtime/worker.h"
+
+void wisp_options_default(wisp_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = WISP_OPTIONS_VERSION;
+	o->workers = 0;
+	o->actor_threads = 1;
+	o->pin_workers = 1;
+	o->mailbox_slots = 4096;
+	o->event_slots = 4096;
+	o->ring_entries = 256;
+	o->stats_interval_ms = 0;
+	o->probe_slots = 64;
+	o->pool_bytes = (size_t)64 << 20;
+	o->mem = NULL;
+}
+
+__attribute__((format(printf, 2, 3))) static void set_err(wisp_node *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(n->errmsg, sizeof(n->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+const char *wisp_node_errmsg(const wisp_node *n)
+{
+	return n->errmsg;
+}
+
+static bool pow2(uint32_t v)
+{
+	return v >= 4 && (v & (v - 1)) == 0;
+}
+
+/* Validate the options the caller gave; explain the first bad one. */
+static int check_options(const wisp_options *o, char *msg, size_t len)
+{
+	if (o->version != WISP_OPTIONS_VERSION) {
+		snprintf(msg, len, "options.version is %u; this library knows version %u (call wisp_options_default)",
+			 o->version, WISP_OPTIONS_VERSION);
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->workers > WISP_PROBE_MAX_WORKERS || o->actor_threads > 8 ||
+	    o->workers + (o->actor_threads ? o->actor_threads : 1) > WISP_STATS_MAX_THREADS) {
+		snprintf(msg, len, "options: at most %u workers and 8 actor threads", WISP_PROBE_MAX_WORKERS);
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (!pow2(o->mailbox_slots) || !pow2(o->event_slots)) {
+		snprintf(msg, len, "options.mailbox_slots and event_slots must be powers of two >= 4");
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->ring_entries < 8 || o->ring_entries > 32768) {
+		snprintf(msg, len, "options.ring_entries must be within 8..32768");
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->probe_slots < 1 || o->probe_slots > 65536) {
+		snprintf(msg, len, "options.probe_slots must be within 1..65536");
+		return WISP_ERR_INVALID_ARG;
+	}
+	return WISP_OK;
+}
+
+/* The CPUs this process may run on, in order; returns how many. */
+static uint32_t allowed_cpus(int *cpus, uint32_t max)
+{
+	cpu_set_t set;
+	uint32_t n = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+			if (CPU_ISSET(c, &set))
+				cpus[n++] = c;
+	}
+	if (!n) {
+		long online = sysconf(_SC_NPROCESSORS_ONLN);
+		for (long c = 0; c < online && n < max; c++)
+			cpus[n++] = (int)c;
+	}
+	return n ? n : (cpus[0] = 0, 1);
+}
+
+int wisp_node_new(wisp_node **out, const wisp_options *o)
+{
+	*out = NULL;
+	char msg[160];
+	int err = check_options(o, msg, sizeof(msg));
+	if (err)
+		return err;
+	const wisp_mem *mem = o->mem ? o->mem : wisp_mem_default();
+	wisp_node *n = wisp_calloc(mem, 1, sizeof(*n));
+	if (!n)
+		return WISP_ERR_NOMEM;
+	n->opt = *o;
+	n->mem = mem;
+	n->event_fd = -1;
+
+	int cpus[WISP_PROBE_MAX_WORKERS];
+	uint32_t ncpu = allowed_cpus(cpus, WISP_PROBE_MAX_WORKERS);
+	n->n_workers = o->workers ? o->workers : ncpu;
+	n->n_hosts = o->actor_threads ? o->actor_threads : 1;
+	n->opt.workers = n->n_workers;
+	n->opt.actor_threads = n->n_hosts;
+
+	err = WISP_ERR_NOMEM;
+	n->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->event_fd < 0) {
+		err = WISP_ERR_IO;
+		goto fail;
+	}
+	if ((err = wisp_pool_new(&n->pool, mem, o->pool_bytes)) != WISP_OK) {
+		if (err == WISP_ERR_INVALID_ARG)
+			set_err(n, "options.pool_bytes is too small");
+		goto fail;
+	}
+	err = WISP_ERR_NOMEM;
+	n->workers = wisp_malloc_aligned(mem, n->n_workers * sizeof(wisp_loop), 64);
+	n->hosts = wisp_malloc_aligned(mem, n->n_hosts * sizeof(wisp_loop), 64);
+	n->worker_actors = wisp_calloc(mem, n->n_workers, sizeof(wisp_actor));
+	n->worker_state = wisp_calloc(mem, n->n_workers, sizeof(wisp_worker));
+	if (!n->workers || !n->hosts || !n->worker_actors || !n->worker_state)
+		goto fail;
+	memset(n->workers, 0, n->n_workers * sizeof(wisp_loop));
+	memset(n->hosts, 0, n->n_hosts * sizeof(wisp_loop));
+	for (uint32_t i = 0; i < n->n_workers; i++) {
+		n->workers[i].wake_fd = -1;
+		if ((err = wisp_loop_init(&n->workers[i], mem, &n->feat, WISP_THREAD_WORKER, i, i,
+					  o->pin_workers ? cpus[i % ncpu] : -1, o->ring_entries)))
+			goto fail;
+	}
+	for (uint32_t i = 0; i < n->n_hosts; i++) {
+		n->hosts[i].wake_fd = -1;
+		if ((err = wisp_loop_init(&n->hosts[i], mem, &n->feat, WISP_THREAD_ACTORS, i, n->n_workers + i,
+					  -1, o->ring_entries)))
+			goto fail;
+	}
+	uint32_t loops = n->n_workers + n->n_hosts;
+	for (uint32_t i = 0; i < n->n_workers; i++) {
+		n->worker_state[i].node = n;
+		n->worker_state[i].index = i;
+		if ((err = wisp_actor_init(&n->worker_actors[i], &n->workers[i], &wisp_worker_ops,
+					   &n->worker_state[i], o->mailbox_slots, loops)))
+			goto fail;
+	}
+	if ((err = wisp_telemetry_new(&n->tele_state, n)))
+		goto fail;
+	if ((err = wisp_actor_init(&n->telemetry, &n->hosts[0], &wisp_telemetry_ops, n->tele_state,
+				   o->mailbox_slots, loops)))
+		goto fail;
+	if ((err = wisp_mailbox_init(&n->events, mem, o->event_slots, loops, NULL)))
+		goto fail;
+	*out = n;
+	return WISP_OK;
+fail:
+	wisp_node_free(n);
+	return err;
+}
+
+static void stop_loops(wisp_loop *loops, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++)
+		wisp_loop_request_stop(&loops[i]);
+	for (uint32_t i = 0; i < count; i++)
+		wisp_loop_join(&loops[i]);
+}
+
+int wisp_node_start(wisp_node *n)
+{
+	if (atomic_load(&n->state) != NODE_NEW) {
+		set_err(n, "wisp_node_start: the node was already started");
+		return WISP_ERR_STATE;
+	}
+	char msg[sizeof(n->errmsg)];
+	int err = wisp_uring_probe(&n->feat, msg, sizeof(msg));
+	if (err) {
+		set_err(n, "%s", msg);
+		return err;
+	}
+	uint32_t total = n->n_workers + n->n_hosts;
+	uint32_t spawned = 0;
+	for (; spawned < total; spawned++) {
+		wisp_loop *l = spawned < n->n_workers ? &n->workers[spawned] : &n->hosts[spawned - n->n_workers];
+		if ((err = wisp_loop_spawn(l)) != WISP_OK) {
+			set_err(n, "pthread_create failed for runtime thread %u: %s", spawned, strerror(errno));
+			break;
+		}
+	}
+	for (uint32_t i = 0; i < spawned; i++) {
+		wisp_loop *l = i < n->n_workers ? &n->workers[i] : &n->hosts[i - n->n_workers];
+		int e = wisp_loop_wait_ready(l);
+		if (e && !err) {
+			err = e;
+			set_err(n, "%s", l->init_msg);
+		}
+	}
+	for (uint32_t i = 0; i < spawned; i++) {
+		wisp_loop *l = i < n->n_workers ? &n->workers[i] : &n->hosts[i - n->n_workers];
+		wisp_loop_go(l, err == WISP_OK);
+	}
+	if (err) {
+		for (uint32_t i = 0; i < spawned; i++) {
+			wisp_loop *l = i < n->n_workers ? &n->workers[i] : &n->hosts[i - n->n_workers];
+			wisp_loop_join(l);
+		}
+		return err;
+	}
+	atomic_store(&n->state, NODE_RUNNING);
+	return WISP_OK;
+}
+
+static uint64_t drain_actor(wisp_actor *a)
+{
+	uint64_t k = 0;
+	wisp_msg m;
+	wisp_mailbox_close(&a->mb);
+	while (wisp_mailbox_recv_mpsc(&a->mb, &m)) {
+		wisp_buf_unref(m.buf);
+		k++;
+	}
+	return k;
+}
+
+int wisp_node_stop(wisp_node *n)
+{
+	int state = atomic_load(&n->state);
+	if (state == NODE_STOPPED)
+		return WISP_OK;
+	if (state != NODE_RUNNING)
+		return WISP_ERR_STATE;
+	/* Close the command gate, then wait out calls already past it: after
+	 * this no application thread is inside a mailbox. */
+	atomic_store(&n->closing, true);
+	while (atomic_load(&n->inflight))
+		sched_yield();
+	/* Actors first (they may still command the workers while they stop),
+	 * then the workers. Whatever is still queued afterwards is released and
+	 * counted. */
+	stop_loops(n->hosts, n->n_hosts);
+	wisp_mailbox_close(&n->telemetry.mb);
+	stop_loops(n->workers, n->n_workers);
+	uint64_t left = drain_actor(&n->telemetry);
+	for (uint32_t i = 0; i < n->n_workers; i++)
+		left += drain_actor(&n->worker_actors[i]);
+	wisp_stat_add(&n->discarded, left);
+	atomic_store(&n->state, NODE_STOPPED);
+	return WISP_OK;
+}
+
+void wisp_node_free(wisp_node *n)
+{
+	if (!n)
+		return;
+	if (atomic_load(&n->state) == NODE_RUNNING)
+		wisp_node_stop(n);
+	const wisp_mem *mem = n->mem;
+	wisp_actor_fini(&n->telemetry);
+	wisp_telemetry_free(n->tele_state);
+	if (n->worker_actors)
+		for (uint32_t i = 0; i < n->n_workers; i++)
+			wisp_actor_fini(&n->worker_actors[i]);
+	if (n->workers)
+		for (uint32_t i = 0; i < n->n_workers; i++)
+			if (n->workers[i].mem)
+				wisp_loop_fini(&n->workers[i]);
+	if (n->hosts)
+		for (uint32_t i = 0; i < n->n_hosts; i++)
+			if (n->hosts[i].mem)
+				wisp_loop_fini(&n->hosts[i]);
+	wisp_mailbox_fini(&n->events, mem);
+	wisp_pool_free(n->pool);
+	if (n->event_fd >= 0)
+		close(n->event_fd);
+	wisp_free_aligned(mem, n->workers);
+	wisp_free_aligned(mem, n->hosts);
+	wisp_free(mem, n->worker_actors);
+	wisp_free(mem, n->worker_state);
+	wisp_free(mem, n);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+int wisp_node_emit(wisp_node *n, wisp_loop *from, wisp_event_type type, int status, uint64_t cookie,
+		   wisp_buf *buf)
+{
+	wisp_msg m = { .type = type, .a = cookie, .b = (uint64_t)(int64_t)status, .buf = buf };
+	int err = wisp_mailbox_send_mpsc(&n->events, &m, from);
+	if (err) {
+		wisp_stat_add_shared(&n->events_dropped, 1);
+		wisp_buf_unref(buf);
+		return err;
+	}
+	/* Same hand-shake as a loop's sleep: the drainer stores app_waiting and
+	 * re-checks the ring; we commit and then look at the flag. */
+	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t waiting = 1;
+	if (atomic_load_explicit(&n->app_waiting, memory_order_relaxed) &&
+	    atomic_compare_exchange_strong(&n->app_waiting, &waiting, 0)) {
+		uint64_t one = 1;
+		ssize_t w = write(n->event_fd, &one, sizeof(one));
+		(void)w;
+	}
+	return WISP_OK;
+}
+
+static void fill_event(wisp_event *ev, const wisp_msg *m)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->type = (wisp_event_type)m->type;
+	ev->status = (int)(int64_t)m->b;
+	ev->cookie = m->a;
+	ev->priv_ = m->buf;
+	if (m->buf) {
+		if (m->type == WISP_EVENT_PROBE)
+			ev->u.probe = (const wisp_probe_result *)(const void *)m->buf->data;
+		else if (m->type == WISP_EVENT_STATS)
+			ev->u.stats = (const wisp_stats *)(const void *)m->buf->data;
+	}
+}
+
+int wisp_node_next_event(wisp_node *n, wisp_event *ev)
+{
+	wisp_msg m;
+	if (wisp_mailbox_recv_mpsc(&n->events, &m)) {
+		fill_event(ev, &m);
+		return 1;
+	}
+	/* Empty: reset the fd, say we wait, then look once more so an event
+	 * committed in between is not left behind an unreadable fd. */
+	uint64_t v;
+	ssize_t r = read(n->event_fd, &v, sizeof(v));
+	(void)r;
+	atomic_store(&n->app_waiting, 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (wisp_mailbox_recv_mpsc(&n->events, &m)) {
+		fill_event(ev, &m);
+		return 1;
+	}
+	memset(ev, 0, sizeof(*ev));
+	return 0;
+}
+
+void wisp_event_release(wisp_node *n, wisp_event *ev)
+{
+	(void)n;
+	wisp_buf_unref(ev->priv_);
+	ev->priv_ = NULL;
+	ev->u.probe = NULL;
+}
+
+int wisp_node_event_fd(const wisp_node *n)
+{
+	return n->event_fd;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int gate_enter(wisp_node *n)
+{
+	atomic_fetch_add(&n->inflight, 1);
+	if (atomic_load(&n->closing) || atomic_load(&n->state) != NODE_RUNNING) {
+		atomic_fetch_sub(&n->inflight, 1);
+		return WISP_ERR_CLOSED;
+	}
+	return WISP_OK;
+}
+
+static void gate_exit(wisp_node *n)
+{
+	atomic_fetch_sub_explicit(&n->inflight, 1, memory_order_release);
+}
+
+int wisp_node_probe(wisp_node *n, uint64_t cookie)
+{
+	int err = gate_enter(n);
+	if (err)
+		return err;
+	wisp_msg m = { .type = WISP_TMSG_PROBE, .a = cookie, .b = wisp_clock_now() };
+	err = wisp_actor_send(&n->telemetry, &m, NULL);
+	gate_exit(n);
+	return err;
+}
+
+/* ---- figures ----------------------------------------------------------- */
+
+static void loop_stats(const wisp_loop *l, wisp_thread_stats *t)
+{
+	t->kind = l->kind;
+	t->cpu = l->cpu;
+	t->turns = wisp_stat_get(&l->turns);
+	t->sleeps = wisp_stat_get(&l->sleeps);
+	t->wakeups = wisp_stat_get(&l->wakeups);
+	t->wakes_sent = wisp_stat_get(&l->wakes_sent);
+	t->msgs = wisp_stat_get(&l->msgs);
+	t->timers = wisp_stat_get(&l->timers_fired);
+	t->cpu_ns = wisp_stat_get(&l->cpu_ns);
+}
+
+static void mailbox_stats(const wisp_mailbox *mb, wisp_stats *out)
+{
+	out->mailbox_full += wisp_stat_get(&mb->full);
+	out->mailbox_closed += wisp_stat_get(&mb->refused_closed);
+}
+
+void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = WISP_OPTIONS_VERSION;
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < n->n_workers && k < WISP_STATS_MAX_THREADS; i++)
+		loop_stats(&n->workers[i], &out->thread[k++]);
+	for (uint32_t i = 0; i < n->n_hosts && k < WISP_STATS_MAX_THREADS; i++)
+		loop_stats(&n->hosts[i], &out->thread[k++]);
+	out->threads = k;
+	for (uint32_t i = 0; i < n->n_workers; i++)
+		mailbox_stats(&n->worker_actors[i].mb, out);
+	mailbox_stats(&n->telemetry.mb, out);
+	out->discarded = wisp_stat_get(&n->discarded);
+	out->events = wisp_stat_get(&n->events.received);
+	out->events_dropped = wisp_stat_get(&n->events_dropped);
+	wisp_pool_stats ps;
+	wisp_pool_stats_get(n->pool, &ps);
+	out->pool_in_use = ps.in_use;
+	out->pool_high = ps.high;
+	out->pool_exhausted = ps.exhausted + ps.too_large;
+	out->uring_flags = n->feat.setup_flags;
+	out->uring_msg_ring = n->feat.msg_ring;
+}
+
+void wisp_node_stats(const wisp_node *n, wisp_stats *out)
+{
+	wisp_node_stats_fill(n, out);
+}
