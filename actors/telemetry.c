@@ -52,9 +52,9 @@ void wisp_telemetry_free(wisp_telemetry *t)
 	wisp_free(t->node->mem, t);
 }
 
-static void finish(wisp_telemetry *t, struct probe *p, int status, wisp_tstamp now)
+static void finish(wisp_telemetry *t, struct probe *p, int status)
 {
-	result_of(p)->done = now;
+	result_of(p)->done = wisp_loop_now(t->self->loop);
 	wisp_node_emit(t->node, t->self->loop, WISP_EVENT_PROBE, status, p->cookie, p->buf);
 	p->buf = NULL;
 	p->generation++;
@@ -84,7 +84,7 @@ static void start_probe(wisp_telemetry *t, wisp_actor *a, const wisp_msg *m, wis
 	wisp_probe_result *r = result_of(p);
 	memset(r, 0, sizeof(*r));
 	r->sent = m->b;
-	r->actor_recv = now;
+	r->actor_recv = wisp_loop_now(a->loop);
 	uint32_t reach = n->n_workers < WISP_PROBE_MAX_WORKERS ? n->n_workers : WISP_PROBE_MAX_WORKERS;
 	uint64_t tag = (uint64_t)p->generation << 32 | slot;
 	for (uint32_t i = 0; i < reach; i++) {
@@ -93,12 +93,12 @@ static void start_probe(wisp_telemetry *t, wisp_actor *a, const wisp_msg *m, wis
 			r->unreachable++;
 	}
 	if (r->unreachable == reach)
-		finish(t, p, WISP_ERR_AGAIN, now);
+		finish(t, p, WISP_ERR_AGAIN);
 	else if (!wisp_timer_armed(&t->probe_timer))
 		wisp_loop_timer_arm(a->loop, &t->probe_timer, p->deadline);
 }
 
-static void probe_ack(wisp_telemetry *t, const wisp_msg *m, wisp_tstamp now)
+static void probe_ack(wisp_telemetry *t, const wisp_msg *m)
 {
 	uint32_t slot = (uint32_t)m->a, gen = (uint32_t)(m->a >> 32);
 	if (slot >= t->n_probes)
@@ -112,7 +112,7 @@ static void probe_ack(wisp_telemetry *t, const wisp_msg *m, wisp_tstamp now)
 	r->workers = ++p->answered;
 	uint32_t reach = t->node->n_workers < WISP_PROBE_MAX_WORKERS ? t->node->n_workers : WISP_PROBE_MAX_WORKERS;
 	if (p->answered + r->unreachable >= reach)
-		finish(t, p, r->unreachable ? WISP_ERR_AGAIN : WISP_OK, now);
+		finish(t, p, r->unreachable ? WISP_ERR_AGAIN : WISP_OK);
 }
 
 static void on_probe_timer(wisp_timer *timer, wisp_tstamp now)
@@ -124,7 +124,7 @@ static void on_probe_timer(wisp_timer *timer, wisp_tstamp now)
 		if (!p->buf)
 			continue;
 		if (p->deadline <= now)
-			finish(t, p, WISP_ERR_TIMEOUT, now);
+			finish(t, p, WISP_ERR_TIMEOUT);
 		else if (!next || p->deadline < next)
 			next = p->deadline;
 	}
@@ -167,7 +167,7 @@ static void telemetry_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		start_probe(t, a, m, now);
 		break;
 	case WISP_TMSG_PROBE_ACK:
-		probe_ack(t, m, now);
+		probe_ack(t, m);
 		break;
 	default:
 		break;
@@ -176,10 +176,11 @@ static void telemetry_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 
 static void telemetry_stop(wisp_actor *a, wisp_tstamp now)
 {
+	(void)now;
 	wisp_telemetry *t = a->state;
 	for (uint32_t i = 0; i < t->n_probes; i++)
 		if (t->probes[i].buf)
-			finish(t, &t->probes[i], WISP_ERR_CLOSED, now);
+			finish(t, &t->probes[i], WISP_ERR_CLOSED);
 	wisp_loop_timer_disarm(a->loop, &t->stats_timer);
 	wisp_loop_timer_disarm(a->loop, &t->probe_timer);
 }

@@ -18,5 +18,15 @@ function(wisp_test name)
     list(APPEND labels threaded)
   endif()
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${labels}"
-    ENVIRONMENT "WISP_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+    ENVIRONMENT "WISP_SOURCE_DIR=${PROJECT_SOURCE_DIR};${WISP_SANITIZER_ENV}")
 endfunction()
+
+# Sanitizer settings every test runs with (set once, used by wisp_test and
+# the scripted tests).
+if(WISP_SANITIZE STREQUAL "thread")
+  set(WISP_SANITIZER_ENV "TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp:halt_on_error=1:second_deadlock_stack=1")
+elseif(WISP_SANITIZE STREQUAL "address")
+  set(WISP_SANITIZER_ENV "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1")
+else()
+  set(WISP_SANITIZER_ENV "")
+endif()

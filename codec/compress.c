@@ -144,14 +144,16 @@ static int pump(ZSTD_DCtx *d, ZSTD_inBuffer *in, ZSTD_outBuffer *out)
 	}
 }
 
-/* Called with out full: done if the frame ends without another byte. */
-static int finish_full(ZSTD_DCtx *d, ZSTD_inBuffer *in)
+/* Called with out full: done if the frame ends without another byte. More
+ * output is over the limit, or, past a declared content size, corrupt. */
+static int finish_full(ZSTD_DCtx *d, ZSTD_inBuffer *in, unsigned long long declared)
 {
 	uint8_t probe;
 	ZSTD_outBuffer s = { &probe, 1, 0 };
 	int r = pump(d, in, &s);
 	if (s.pos)
-		return WISP_ERR_TOO_LARGE;
+		return declared == ZSTD_CONTENTSIZE_UNKNOWN ? WISP_ERR_TOO_LARGE
+							   : WISP_ERR_DECOMPRESS;
 	return r == 1 ? 0 : r;
 }
 
@@ -165,7 +167,7 @@ ssize_t wisp_zstd_decompress(wisp_zstd *z, const void *in, size_t n, void *out, 
 	ZSTD_outBuffer ob = { out, cap, 0 };
 	r = pump(z->d, &ib, &ob);
 	if (r == 0)
-		r = finish_full(z->d, &ib);
+		r = finish_full(z->d, &ib, declared);
 	else if (r == 1)
 		r = 0;
 	return r ? r : (ssize_t)ob.pos;
@@ -194,7 +196,7 @@ int wisp_zstd_decompress_alloc(wisp_zstd *z, const void *in, size_t n, size_t ma
 		if (r != 0)
 			break;
 		if (ob.size == max || declared != ZSTD_CONTENTSIZE_UNKNOWN) {
-			r = finish_full(z->d, &ib);
+			r = finish_full(z->d, &ib, declared);
 			break;
 		}
 		/* Double, never past max: memory tracks real output, not claims. */

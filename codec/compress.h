@@ -44,10 +44,11 @@ ssize_t wisp_zstd_compress(wisp_zstd *z, const void *in, size_t n, void *out, si
 /* Decompresses in[0..n), which must be exactly one zstd frame, into
  * out[0..cap); cap is the maximum decompressed size. Returns the
  * decompressed size, or
- *   WISP_ERR_TOO_LARGE   the frame declares, or turns out to hold, more than
- *                        cap bytes, or needs a window larger than
- *                        max(cap, 1 KiB) rounded up to a power of two;
- *   WISP_ERR_DECOMPRESS  not zstd, corrupt, truncated, or trailing bytes;
+ *   WISP_ERR_TOO_LARGE   the frame declares more than cap bytes, or declares
+ *                        no size and holds more, or needs a window larger
+ *                        than max(cap, 1 KiB) rounded up to a power of two;
+ *   WISP_ERR_DECOMPRESS  not zstd, corrupt, truncated, trailing bytes, or
+ *                        content that does not match its declared size;
  *   WISP_ERR_NOMEM       zstd could not allocate its buffers.
  * out's contents are unspecified after an error. */
 ssize_t wisp_zstd_decompress(wisp_zstd *z, const void *in, size_t n, void *out, size_t cap)

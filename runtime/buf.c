@@ -158,7 +158,9 @@ void wisp_buf_unref(wisp_buf *b)
 	unsigned int ticket;
 	void **slot = ck_ring_enqueue_reserve_mpmc(&c->ring, c->slots, &ticket);
 	if (slot) {
+		WISP_TSAN_ACQUIRE(slot); /* after the last lap's writer */
 		*slot = b;
+		WISP_TSAN_RELEASE(slot);
 		wisp_ring_commit_mp(&c->ring, ticket);
 		return;
 	}

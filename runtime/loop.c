@@ -388,6 +388,12 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
+wisp_tstamp wisp_loop_now(const wisp_loop *l)
+{
+	(void)l;
+	return wisp_clock_now();
+}
+
 int wisp_loop_spawn(wisp_loop *l)
 {
 	if (pthread_create(&l->thread, NULL, loop_main, l) != 0)

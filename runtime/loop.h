@@ -181,6 +181,11 @@ void wisp_loop_fini(wisp_loop *l);
 /* Wake l if it sleeps. from: the caller's loop, or NULL. Any thread. */
 void wisp_loop_notify(wisp_loop *l, wisp_loop *from);
 
+/* A fresh reading of the runtime clock, for actors that must timestamp one
+ * message precisely (the `now` their hooks get is the turn's start). Actors
+ * read time only through the runtime, never the system clock. */
+wisp_tstamp wisp_loop_now(const wisp_loop *l);
+
 /* Timers of the loop's actors. Owner thread only. */
 static inline int wisp_loop_timer_arm(wisp_loop *l, wisp_timer *t, wisp_tstamp deadline)
 {

@@ -93,7 +93,11 @@ int wisp_mailbox_send_mpsc(wisp_mailbox *mb, const wisp_msg *m, struct wisp_loop
 		struct wisp_msg *slot = ck_ring_enqueue_reserve_mpsc_wisp_msg(&l->ring, l->slots, &ticket);
 		ok = slot != NULL;
 		if (ok) {
+			/* Orders this write after the previous producer's write
+			 * of the same slot, one lap earlier. */
+			WISP_TSAN_ACQUIRE(slot);
 			*slot = *m;
+			WISP_TSAN_RELEASE(slot);
 			wisp_ring_commit_mp(&l->ring, ticket);
 		}
 	}

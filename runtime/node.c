@@ -128,21 +128,21 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 	}
 	err = WISP_ERR_NOMEM;
 	n->workers = wisp_malloc_aligned(mem, n->n_workers * sizeof(wisp_loop), 64);
+	if (n->workers)
+		memset(n->workers, 0, n->n_workers * sizeof(wisp_loop));
 	n->hosts = wisp_malloc_aligned(mem, n->n_hosts * sizeof(wisp_loop), 64);
+	if (n->hosts)
+		memset(n->hosts, 0, n->n_hosts * sizeof(wisp_loop));
 	n->worker_actors = wisp_calloc(mem, n->n_workers, sizeof(wisp_actor));
 	n->worker_state = wisp_calloc(mem, n->n_workers, sizeof(wisp_worker));
 	if (!n->workers || !n->hosts || !n->worker_actors || !n->worker_state)
 		goto fail;
-	memset(n->workers, 0, n->n_workers * sizeof(wisp_loop));
-	memset(n->hosts, 0, n->n_hosts * sizeof(wisp_loop));
 	for (uint32_t i = 0; i < n->n_workers; i++) {
-		n->workers[i].wake_fd = -1;
 		if ((err = wisp_loop_init(&n->workers[i], mem, &n->feat, WISP_THREAD_WORKER, i, i,
 					  o->pin_workers ? cpus[i % ncpu] : -1, o->ring_entries)))
 			goto fail;
 	}
 	for (uint32_t i = 0; i < n->n_hosts; i++) {
-		n->hosts[i].wake_fd = -1;
 		if ((err = wisp_loop_init(&n->hosts[i], mem, &n->feat, WISP_THREAD_ACTORS, i, n->n_workers + i,
 					  -1, o->ring_entries)))
 			goto fail;

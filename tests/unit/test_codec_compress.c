@@ -287,6 +287,21 @@ static void test_not_zstd(void **state)
 	c[6] = 0xff;
 	c[7] = 0xff;
 	assert_true(wisp_zstd_decompress(z, c, (size_t)cl, out, sizeof(out)) < 0);
+	/* a header that declares less than the frame holds: corrupt in both
+	 * paths, even though the declared size is within the limit */
+	uint8_t big[1000], lie[1100];
+	fill(big, sizeof(big), 3, 1);
+	cl = wisp_zstd_compress(z, big, sizeof(big), lie, sizeof(lie));
+	assert_true(cl > 0);
+	assert_int_equal(lie[4] & 0xe0, 0x60); /* 2-byte content size, single segment */
+	lie[5] = (uint8_t)(500 - 256);
+	lie[6] = 0;
+	uint8_t *dst = malloc(2000);
+	assert_int_equal(wisp_zstd_decompress(z, lie, (size_t)cl, dst, 2000), WISP_ERR_DECOMPRESS);
+	assert_int_equal(wisp_zstd_decompress(z, lie, (size_t)cl, dst, 500), WISP_ERR_DECOMPRESS);
+	assert_int_equal(wisp_zstd_decompress_alloc(z, lie, (size_t)cl, 2000, &p, &plen),
+			 WISP_ERR_DECOMPRESS);
+	free(dst);
 	wisp_zstd_free(z);
 	wisp_zstd_free(NULL);
 }

@@ -199,6 +199,18 @@ static void test_many_producers_keep_order(void **state)
 	close(c.done_fd);
 }
 
+struct sleepwait {
+	wisp_loop *l;
+	uint64_t sleeps_before;
+};
+
+static bool loop_asleep(void *arg)
+{
+	struct sleepwait *s = arg;
+	return atomic_load(&s->l->sleeping) == WISP_LOOP_ASLEEP &&
+	       wisp_stat_get(&s->l->sleeps) > s->sleeps_before;
+}
+
 /* ---- gate: an actor that blocks in its handler until released ---------- */
 
 struct gate {
@@ -242,6 +254,10 @@ static void test_backpressure_and_ownership(void **state)
 	assert_int_equal(wisp_actor_init(&actor, &r.loops[0], &gate_ops, &g, 16, (uint32_t)r.n), WISP_OK);
 	rt_run(&r);
 
+	/* From sleep: the first send wakes the loop, once. */
+	struct sleepwait sw = { &r.loops[0], 0 };
+	assert_true(wt_wait_until(loop_asleep, &sw, -1, WAIT_MS));
+	uint64_t wakeups_before = wisp_stat_get(&r.loops[0].wakeups);
 	wisp_msg hold = { .type = 99 };
 	assert_int_equal(wisp_actor_send(&actor, &hold, NULL), WISP_OK);
 	assert_true(wt_wait_until(sem_entered, &g.entered, -1, WAIT_MS));
@@ -260,12 +276,15 @@ static void test_backpressure_and_ownership(void **state)
 	/* A refused send leaves the buffer with the sender. */
 	assert_int_equal(atomic_load(&b->refs), 1);
 
-	uint64_t wakeups_before = wisp_stat_get(&r.loops[0].wakeups);
 	g.want = 16;
 	sem_post(&g.release);
 	assert_true(wait_fd(g.done_fd, 1));
-	/* Those sends found the loop busy: none of them woke it. */
-	assert_int_equal(wisp_stat_get(&r.loops[0].wakeups), wakeups_before);
+	/* The sends after the first found the loop busy: none of them woke it.
+	 * (It may already be asleep again, so only the flag is awaited: the
+	 * turn that reaps the first wakeup comes before it can sleep.) */
+	sw.sleeps_before = 0;
+	assert_true(wt_wait_until(loop_asleep, &sw, -1, WAIT_MS));
+	assert_int_equal(wisp_stat_get(&r.loops[0].wakeups), wakeups_before + 1);
 
 	/* Now it can take the buffer. */
 	g.want = 17;
@@ -278,18 +297,6 @@ static void test_backpressure_and_ownership(void **state)
 }
 
 /* ---- wakeups ----------------------------------------------------------- */
-
-struct sleepwait {
-	wisp_loop *l;
-	uint64_t sleeps_before;
-};
-
-static bool loop_asleep(void *arg)
-{
-	struct sleepwait *s = arg;
-	return atomic_load(&s->l->sleeping) == WISP_LOOP_ASLEEP &&
-	       wisp_stat_get(&s->l->sleeps) > s->sleeps_before;
-}
 
 /* relay: forwards every message to the actor in state (from its own loop).
  * Test-only: when the receiver is full it flushes its own queued wakeups
@@ -428,6 +435,7 @@ static void test_timers_fire_in_order(void **state)
 	assert_int_equal(wisp_actor_init(&actor, &r.loops[0], &timers_ops, &s, 16, (uint32_t)r.n), WISP_OK);
 	rt_run(&r);
 	assert_true(wait_fd(s.done_fd, 1));
+	assert_int_equal(wisp_stat_get(&r.loops[0].timers_fired), 3);
 	rt_stop(&r);
 	assert_int_equal(s.fired, 3);
 	assert_int_equal(s.order[0], 1);
@@ -435,7 +443,6 @@ static void test_timers_fire_in_order(void **state)
 	assert_int_equal(s.order[2], 0);
 	assert_int_equal(s.late_bad, 0);
 	assert_int_equal(s.fired_at[3], 0);
-	assert_int_equal(wisp_stat_get(&r.loops[0].timers_fired), 3);
 	close(s.done_fd);
 }
 
