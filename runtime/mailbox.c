@@ -119,18 +119,25 @@ static bool lane_recv(wisp_lane *l, wisp_msg *m)
 	return true;
 }
 
+/* Messages taken from one lane in a row before the next lane's turn: keeps
+ * the consumer on one cache line stream, and bounds how long one producer
+ * can hold the others back. */
+#define LANE_BURST 32u
+
 bool wisp_mailbox_recv_mpsc(wisp_mailbox *mb, wisp_msg *m)
 {
-	/* Round-robin over the loop lanes and the shared lane (index n_lanes),
-	 * one message per visit, so no producer starves the others. */
+	/* Round-robin over the loop lanes and the shared lane (index n_lanes). */
 	uint32_t n = mb->n_lanes + 1;
-	for (uint32_t k = 0; k < n; k++) {
+	for (uint32_t k = 0; k <= n; k++) {
 		uint32_t i = mb->next_lane;
-		mb->next_lane = i + 1 == n ? 0 : i + 1;
-		if (lane_recv(i == mb->n_lanes ? &mb->shared : &mb->lanes[i], m)) {
+		if (mb->burst < LANE_BURST &&
+		    lane_recv(i == mb->n_lanes ? &mb->shared : &mb->lanes[i], m)) {
+			mb->burst++;
 			wisp_stat_add(&mb->received, 1);
 			return true;
 		}
+		mb->next_lane = i + 1 == n ? 0 : i + 1;
+		mb->burst = 0;
 	}
 	return false;
 }

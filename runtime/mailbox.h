@@ -49,7 +49,8 @@ typedef struct wisp_mailbox {
 	wisp_lane shared;          /* MPSC: threads that are not loops */
 	wisp_lane *lanes;          /* SPSC: lanes[loop->lane] for each loop */
 	uint32_t n_lanes;
-	uint32_t next_lane;        /* consumer: where the next drain starts */
+	uint32_t next_lane;        /* consumer: the lane it takes from now */
+	uint32_t burst;            /* consumer: messages taken from it in a row */
 	struct wisp_loop *owner;   /* the consumer's loop, woken on send; NULL: the caller wakes */
 	_Atomic bool closed;
 	wisp_stat full;            /* sends refused: lane full (several writers) */
