@@ -132,3 +132,21 @@ const char *wt_source_dir(void)
 	const char *d = getenv("WISP_SOURCE_DIR");
 	return d && *d ? d : ".";
 }
+
+static uint64_t rng_state = 1;
+
+void wt_rng_seed(const char *what)
+{
+	const char *env = getenv("WISP_TEST_SEED");
+	rng_state = env && *env ? strtoull(env, NULL, 10) : wt_now_ns();
+	rng_state |= 1;
+	printf("# %s seed %llu (WISP_TEST_SEED to repeat)\n", what, (unsigned long long)rng_state);
+}
+
+uint64_t wt_rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * UINT64_C(2685821657736338717);
+}

@@ -33,6 +33,12 @@ uint64_t wt_now_ns(void);
  * never a bare sleep. Returns true when cond became true. */
 bool wt_wait_until(bool (*cond)(void *), void *arg, int fd, unsigned timeout_ms);
 
+/* A seeded xorshift generator for randomized round trips. wt_rng_seed()
+ * seeds it from the clock (or $WISP_TEST_SEED) and prints the seed, so a
+ * failing run can be repeated. */
+void wt_rng_seed(const char *what);
+uint64_t wt_rng(void);
+
 /* The repository root (WISP_SOURCE_DIR from ctest, else "."). */
 const char *wt_source_dir(void);
 

@@ -73,28 +73,17 @@ static void test_bad_chars(void **state)
 			 WISP_ERR_NOBUF);
 }
 
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * UINT64_C(2685821657736338717);
-}
-
 static void test_roundtrip(void **state)
 {
 	(void)state;
-	rng_state = wt_now_ns() | 1;
-	printf("# base58 seed %llu\n", (unsigned long long)rng_state);
+	wt_rng_seed("base58");
 	uint8_t in[80], back[80];
 	char text[WISP_BASE58_ENCODED_MAX(80) + 1];
 	for (int i = 0; i < 5000; i++) {
-		size_t n = (size_t)(rng() % sizeof(in));
-		size_t zeros = (size_t)(rng() % 4);
+		size_t n = (size_t)(wt_rng() % sizeof(in));
+		size_t zeros = (size_t)(wt_rng() % 4);
 		for (size_t j = 0; j < n; j++)
-			in[j] = j < zeros ? 0 : (uint8_t)rng();
+			in[j] = j < zeros ? 0 : (uint8_t)wt_rng();
 		ssize_t tl = wisp_base58_encode(in, n, text, sizeof(text));
 		assert_true(tl >= 0);
 		assert_true((size_t)tl <= WISP_BASE58_ENCODED_MAX(n));

@@ -292,42 +292,31 @@ static void test_append(void **state)
 	assert_int_equal(wisp_multiaddr_append(b, 128, 8, 0x01cc, mh, 0), WISP_ERR_UNKNOWN_CODE);
 }
 
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * UINT64_C(2685821657736338717);
-}
-
 /* Random valid multiaddrs: binary -> text -> binary is the identity. */
 static void test_roundtrip(void **state)
 {
 	(void)state;
-	rng_state = wt_now_ns() | 1;
-	printf("# multiaddr seed %llu\n", (unsigned long long)rng_state);
+	wt_rng_seed("multiaddr");
 	static const uint64_t codes[] = { WISP_MA_IP4, WISP_MA_IP6,  WISP_MA_TCP, WISP_MA_UDP,
 					  WISP_MA_DNS4, WISP_MA_DNS6, WISP_MA_P2P };
 	for (int iter = 0; iter < 3000; iter++) {
 		uint8_t bin[1024], back[1024], v[64];
 		char text[4096];
 		size_t len = 0;
-		int nc = 1 + (int)(rng() % 5);
+		int nc = 1 + (int)(wt_rng() % 5);
 		for (int i = 0; i < nc; i++) {
-			uint64_t code = codes[rng() % 7];
+			uint64_t code = codes[wt_rng() % 7];
 			size_t vl;
 			switch (code) {
 			case WISP_MA_IP4: vl = 4; break;
 			case WISP_MA_IP6: vl = 16; break;
 			case WISP_MA_TCP:
 			case WISP_MA_UDP: vl = 2; break;
-			case WISP_MA_P2P: vl = rng() % 2 ? 34 : 2 + (size_t)(rng() % 40); break;
-			default: vl = 1 + (size_t)(rng() % 40);
+			case WISP_MA_P2P: vl = wt_rng() % 2 ? 34 : 2 + (size_t)(wt_rng() % 40); break;
+			default: vl = 1 + (size_t)(wt_rng() % 40);
 			}
 			for (size_t j = 0; j < vl; j++)
-				v[j] = (uint8_t)rng();
+				v[j] = (uint8_t)wt_rng();
 			if (code == WISP_MA_DNS4 || code == WISP_MA_DNS6)
 				for (size_t j = 0; j < vl; j++) {
 					uint8_t ch = (uint8_t)('!' + v[j] % 94);

@@ -190,22 +190,11 @@ static void test_writer(void **state)
 	assert_int_equal(w.len, 0);
 }
 
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * UINT64_C(2685821657736338717);
-}
-
 /* Random messages: write, read back field by field, compare. */
 static void test_roundtrip(void **state)
 {
 	(void)state;
-	rng_state = wt_now_ns() | 1;
-	printf("# pb seed %llu\n", (unsigned long long)rng_state);
+	wt_rng_seed("pb");
 	uint8_t buf[4096], data[64];
 	for (int iter = 0; iter < 2000; iter++) {
 		struct {
@@ -214,16 +203,16 @@ static void test_roundtrip(void **state)
 			uint64_t v;
 			size_t len;
 		} fl[16];
-		int nf = (int)(rng() % 16);
+		int nf = (int)(wt_rng() % 16);
 		wisp_pb_writer w;
 		wisp_pb_writer_init(&w, buf, sizeof(buf));
 		for (int i = 0; i < nf; i++) {
-			fl[i].num = (uint32_t)(rng() % WISP_PB_MAX_FIELD) + 1;
-			fl[i].v = rng() >> (rng() % 64);
-			fl[i].len = (size_t)(rng() % sizeof(data));
+			fl[i].num = (uint32_t)(wt_rng() % WISP_PB_MAX_FIELD) + 1;
+			fl[i].v = wt_rng() >> (wt_rng() % 64);
+			fl[i].len = (size_t)(wt_rng() % sizeof(data));
 			static const uint8_t wires[4] = { WISP_PB_VARINT, WISP_PB_I64, WISP_PB_LEN,
 							  WISP_PB_I32 };
-			fl[i].wire = wires[rng() % 4];
+			fl[i].wire = wires[wt_rng() % 4];
 			switch (fl[i].wire) {
 			case WISP_PB_VARINT:
 				wisp_pb_put_varint(&w, fl[i].num, fl[i].v);
@@ -261,7 +250,7 @@ static void test_roundtrip(void **state)
 		assert_int_equal(wisp_pb_next(&r, &f, sizeof(data)), 0);
 		/* every proper prefix that cuts a field is an error, never a field */
 		if (n > 0) {
-			size_t cut = (size_t)(rng() % (uint64_t)n);
+			size_t cut = (size_t)(wt_rng() % (uint64_t)n);
 			wisp_pb_reader_init(&r, buf, cut);
 			int rc;
 			while ((rc = wisp_pb_next(&r, &f, sizeof(data))) == 1)

@@ -12,17 +12,6 @@
 
 #include "codec/varint.h"
 
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	/* xorshift64*: reproducible from the printed seed. */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * UINT64_C(2685821657736338717);
-}
-
 static void check_vector(uint64_t v, const char *hex)
 {
 	uint8_t want[16], got[16];
@@ -116,11 +105,10 @@ static void test_pbvarint(void **state)
 static void test_roundtrip(void **state)
 {
 	(void)state;
-	rng_state = wt_now_ns() | 1;
-	printf("# varint seed %llu\n", (unsigned long long)rng_state);
+	wt_rng_seed("varint");
 	for (int i = 0; i < 100000; i++) {
 		/* Spread over all lengths: random value shifted by a random amount. */
-		uint64_t v = rng() >> (rng() % 64);
+		uint64_t v = wt_rng() >> (wt_rng() % 64);
 		uint8_t b[WISP_PBVARINT_MAX_LEN];
 		uint64_t back;
 		size_t n = wisp_pbvarint_put(b, v);
