@@ -359,10 +359,14 @@ static double wisp_mpsc_run(struct rt *r, int producers)
 		p[i] = (struct app_producer){ .to = &r->sink, .count = per, .start = &start };
 		pthread_create(&th[i], NULL, app_producer_main, &p[i]);
 	}
+	uint64_t wakeups = wisp_stat_get(&r->loops[1].wakeups), sleeps = wisp_stat_get(&r->loops[1].sleeps);
 	wisp_tstamp t0 = wisp_clock_now();
 	atomic_store(&start, 1);
 	wait_fd(r->s.done_fd);
 	double rate = (double)r->s.want * 1e9 / (double)(wisp_clock_now() - t0);
+	printf("# mpsc run: %.0f msgs/s, the sink slept %llu times and was woken %llu times\n", rate,
+	       (unsigned long long)(wisp_stat_get(&r->loops[1].sleeps) - sleeps),
+	       (unsigned long long)(wisp_stat_get(&r->loops[1].wakeups) - wakeups));
 	for (int i = 0; i < producers; i++)
 		pthread_join(th[i], NULL);
 	return rate;

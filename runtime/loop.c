@@ -265,7 +265,10 @@ static bool has_pending(wisp_loop *l)
 	for (uint32_t i = 0; i < l->n_actors; i++)
 		if (wisp_mailbox_pending(&l->actors[i]->mb))
 			return true;
-	return io_uring_cq_ready(&l->ring) || needs_enter(l);
+	/* Not needs_enter(): deferred task work is run by the wait itself, which
+	 * returns at once if that posts a completion. Counting the flag as work
+	 * kept a loop from ever sleeping while the kernel left it set. */
+	return io_uring_cq_ready(&l->ring);
 }
 
 static void note_cpu(wisp_loop *l)
