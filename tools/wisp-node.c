@@ -157,6 +157,14 @@ int main(int argc, char **argv)
 	}
 	wisp_node_stats(n, &st);
 	wisp_node_stop(n);
+	/* Events queued before the stop (a late stats snapshot) hold buffers
+	 * until the application takes them. */
+	wisp_event ev;
+	while (wisp_node_next_event(n, &ev) == 1) {
+		if (ev.type == WISP_EVENT_PROBE && ev.status != WISP_OK)
+			failed++;
+		wisp_event_release(n, &ev);
+	}
 	wisp_stats after;
 	wisp_node_stats(n, &after);
 
