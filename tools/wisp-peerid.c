@@ -1,11 +1,11 @@
 /* wisp-peerid: print the peer id of a key file. */
-#include <wisp/identity.h>
+#include "tools/key-cli.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSAFE = 3 };
+enum { EXIT_UNSAFE = 3 };
 
 static void usage(FILE *f)
 {
@@ -30,32 +30,10 @@ int main(int argc, char **argv)
 	unsigned mode = 0;
 	wisp_privkey key;
 	wisp_peer_id id;
-	char text[WISP_PEER_ID_TEXT_MAX], cid[WISP_PEER_ID_TEXT_MAX];
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else if (!strcmp(argv[i], "--cid")) {
-			want_cid = 1;
-		} else if (!strcmp(argv[i], "--") && i + 1 < argc && !path) {
-			path = argv[++i];
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "wisp-peerid: unknown option '%s'\n", argv[i]);
-			usage(stderr);
-			return EXIT_USAGE;
-		} else if (!path) {
-			path = argv[i];
-		} else {
-			fprintf(stderr, "wisp-peerid: one FILE only\n");
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (!path) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	rc = key_cli_parse(argc, argv, "wisp-peerid", usage, &path, &want_cid);
+	if (rc >= 0)
+		return rc;
 
 	rc = wisp_privkey_read_file(&key, path, &mode);
 	if (rc == WISP_ERR_PERM) {
@@ -76,13 +54,9 @@ int main(int argc, char **argv)
 	}
 	rc = wisp_peer_id_from_pubkey(&id, wisp_privkey_pubkey(&key));
 	wisp_privkey_wipe(&key);
-	if (rc != 0 || wisp_peer_id_to_base58(&id, text, sizeof(text)) < 0 ||
-	    wisp_peer_id_to_cid(&id, cid, sizeof(cid)) < 0) {
-		fprintf(stderr, "wisp-peerid: cannot format the peer id\n");
+	if (rc != 0) {
+		fprintf(stderr, "wisp-peerid: cannot derive the peer id: %s\n", wisp_strerror(rc));
 		return EXIT_FAIL;
 	}
-	printf("%s\n", text);
-	if (want_cid)
-		printf("%s\n", cid);
-	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+	return key_cli_print("wisp-peerid", &id, want_cid);
 }
