@@ -16,6 +16,8 @@
 	X(WISP_ERR_CRYPTO, "crypto library failure")                                      \
 	X(WISP_ERR_UNSUPPORTED, "not supported")                                          \
 	X(WISP_ERR_EXISTS, "already exists")                                              \
+	X(WISP_ERR_REFUSED, "refused by the peer")                                        \
+	X(WISP_ERR_RESET, "reset by the peer")                                            \
 	X(WISP_ERR_TRUNCATED, "input truncated")                                          \
 	X(WISP_ERR_VARINT, "invalid varint (too long, overflowing or not minimal)")       \
 	X(WISP_ERR_TOO_LARGE, "declared length over the maximum")                         \
@@ -28,6 +30,11 @@
 	X(WISP_ERR_BAD_SIGNATURE, "invalid signature")                                    \
 	X(WISP_ERR_DECOMPRESS, "corrupt compressed data or over the size limit")          \
 	X(WISP_ERR_PROTOCOL, "protocol violation")                                        \
+	X(WISP_ERR_PEER_ID, "remote peer id does not match")                              \
+	X(WISP_ERR_DECRYPT, "frame failed authentication")                                \
+	X(WISP_ERR_FLOW_CONTROL, "flow-control window exceeded")                          \
+	X(WISP_ERR_STREAM_LIMIT, "too many streams")                                      \
+	X(WISP_ERR_HANDSHAKE, "handshake violation")                                      \
 	X(WISP_ERR_NOMEM, "out of memory")                                                \
 	X(WISP_ERR_INTERNAL, "internal error")
 

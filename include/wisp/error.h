@@ -35,6 +35,8 @@ enum {
 	WISP_ERR_CRYPTO = -12,      /* the crypto library failed locally (not the peer's fault) */
 	WISP_ERR_UNSUPPORTED = -13, /* a feature this build or kernel does not have */
 	WISP_ERR_EXISTS = -14,      /* the file or entry already exists */
+	WISP_ERR_REFUSED = -15,     /* the peer declined: no common protocol, connection refused */
+	WISP_ERR_RESET = -16,       /* the peer reset the stream or closed the connection */
 
 	/* the peer or the input is at fault */
 	WISP_ERR_PEER_FIRST = -100,
@@ -50,6 +52,11 @@ enum {
 	WISP_ERR_BAD_SIGNATURE = -109,/* a signature that does not verify or is not low-S DER */
 	WISP_ERR_DECOMPRESS = -110,   /* corrupt compressed data, or over the size limit */
 	WISP_ERR_PROTOCOL = -111,     /* a protocol rule was broken */
+	WISP_ERR_PEER_ID = -112,      /* the remote identity is not the peer id that was dialed */
+	WISP_ERR_DECRYPT = -113,      /* an encrypted frame failed authentication */
+	WISP_ERR_FLOW_CONTROL = -114, /* the peer sent more than its flow-control window */
+	WISP_ERR_STREAM_LIMIT = -115, /* the peer opened more streams than allowed */
+	WISP_ERR_HANDSHAKE = -116,    /* the peer broke the handshake (unexpected message or payload) */
 	WISP_ERR_PEER_LAST = -199,
 
 	/* fatal */
