@@ -127,6 +127,12 @@ void wisp_loop_set_io(wisp_loop *l, wisp_loop_io_fn *fn, void *arg)
 	l->io_arg = arg;
 }
 
+void wisp_loop_set_flush(wisp_loop *l, wisp_loop_flush_fn *fn, void *arg)
+{
+	l->flush_fn = fn;
+	l->flush_arg = arg;
+}
+
 void wisp_loop_fini(wisp_loop *l)
 {
 	wisp_timer_heap_fini(&l->timers, l->mem);
@@ -314,6 +320,8 @@ static void run(wisp_loop *l)
 		if (did)
 			wisp_stat_add(&l->msgs, did);
 		unsigned io = fire_timers(l, now) + reap(l, now);
+		if (l->flush_fn && l->flush_fn(l->flush_arg, now))
+			io++;
 		wisp_stat_add(&l->turns, 1);
 		if (atomic_load_explicit(&l->stop, memory_order_acquire)) {
 			/* Drain what is queued, but do not chase producers forever. */

@@ -117,6 +117,9 @@ static inline int wisp_actor_send(wisp_actor *to, const wisp_msg *m, wisp_actor 
 
 /* Called for every completion whose kind is >= WISP_UD_USER. */
 typedef void wisp_loop_io_fn(void *arg, const struct io_uring_cqe *cqe, wisp_tstamp now);
+/* End-of-turn hook; returns true when it did work (the loop then runs
+ * another turn instead of sleeping). */
+typedef bool wisp_loop_flush_fn(void *arg, wisp_tstamp now);
 
 enum { WISP_LOOP_AWAKE = 0, WISP_LOOP_ASLEEP = 1, WISP_LOOP_WAKING = 2 };
 
@@ -135,6 +138,8 @@ struct wisp_loop {
 	uint64_t wake_buf;
 	wisp_loop_io_fn *io_fn;
 	void *io_arg;
+	wisp_loop_flush_fn *flush_fn;
+	void *flush_arg;
 	const wisp_mem *mem;
 	const wisp_uring_features *feat;
 	wisp_thread_kind kind;
@@ -163,6 +168,10 @@ int wisp_loop_init(wisp_loop *l, const wisp_mem *mem, const wisp_uring_features 
 		   uint32_t index, uint32_t lane, int cpu, uint32_t ring_entries);
 /* Route completions of kinds >= WISP_UD_USER to fn. Before start. */
 void wisp_loop_set_io(wisp_loop *l, wisp_loop_io_fn *fn, void *arg);
+/* Run fn at the end of every turn, after mailboxes, timers and completions
+ * and before the turn's submission: where a network worker turns what the
+ * turn queued into one send per connection. Before start. */
+void wisp_loop_set_flush(wisp_loop *l, wisp_loop_flush_fn *fn, void *arg);
 
 /* Start the thread: it creates its ring, then posts `ready`. Errors:
  * WISP_ERR_IO (pthread_create). */
