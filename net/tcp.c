@@ -370,12 +370,11 @@ static void arm_accept(wisp_tcp_listener *l)
 	l->armed = true;
 }
 
-int wisp_tcp_listen(wisp_tcp *t, wisp_tcp_listener *l, const struct sockaddr *addr, socklen_t len)
+int wisp_tcp_bind(const struct sockaddr *addr, socklen_t len, uint32_t backlog, int *fdp,
+		  struct sockaddr_storage *bound, socklen_t *bound_len)
 {
-	if (len > sizeof(l->addr) || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+	if (len > sizeof(*bound) || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
 		return WISP_ERR_INVALID_ARG;
-	memset(l, 0, sizeof(*l));
-	l->tcp = t;
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return WISP_ERR_IO;
@@ -383,19 +382,44 @@ int wisp_tcp_listen(wisp_tcp *t, wisp_tcp_listener *l, const struct sockaddr *ad
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (addr->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	l->addr_len = sizeof(l->addr);
-	if (bind(fd, addr, len) != 0 || listen(fd, (int)t->cfg.backlog) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&l->addr, &l->addr_len) != 0) {
+	*bound_len = sizeof(*bound);
+	if (bind(fd, addr, len) != 0 || listen(fd, (int)backlog) != 0 ||
+	    getsockname(fd, (struct sockaddr *)bound, bound_len) != 0) {
 		int e = errno;
 		close(fd);
 		errno = e;
 		return WISP_ERR_IO;
 	}
+	*fdp = fd;
+	return WISP_OK;
+}
+
+int wisp_tcp_listen_fd(wisp_tcp *t, wisp_tcp_listener *l, int fd)
+{
+	memset(l, 0, sizeof(*l));
+	l->tcp = t;
 	l->fd = fd;
+	l->addr_len = sizeof(l->addr);
+	if (getsockname(fd, (struct sockaddr *)&l->addr, &l->addr_len) != 0) {
+		close(fd);
+		l->fd = -1;
+		return WISP_ERR_IO;
+	}
 	l->next = t->listeners;
 	t->listeners = l;
 	arm_accept(l);
 	return WISP_OK;
+}
+
+int wisp_tcp_listen(wisp_tcp *t, wisp_tcp_listener *l, const struct sockaddr *addr, socklen_t len)
+{
+	int fd;
+	struct sockaddr_storage bound;
+	socklen_t blen;
+	int err = wisp_tcp_bind(addr, len, t->cfg.backlog, &fd, &bound, &blen);
+	if (err)
+		return err;
+	return wisp_tcp_listen_fd(t, l, fd);
 }
 
 static void listener_unlink(wisp_tcp_listener *l)

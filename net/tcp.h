@@ -188,11 +188,20 @@ void wisp_tcp_flush(wisp_tcp *t) WISP_NONNULL(1);
  * ring. Returns the operations that never completed (0 normally). */
 uint32_t wisp_tcp_fini(wisp_tcp *t, uint64_t wait_ns) WISP_NONNULL(1);
 
-/* Listen on addr (IPv4 or IPv6; port 0 picks one, read it back from
- * l->addr) and start accepting. l is owner memory, kept until
- * wisp_tcp_unlisten() completes (l->inflight == 0).
- * Errors: WISP_ERR_IO (socket/bind/listen; errno says which),
+/* A listening socket on addr (IPv4 or IPv6; port 0 picks one), made on
+ * any thread (the node binds at start, so a taken port fails the start
+ * with a clear message). The bound address (port filled in) goes to
+ * *bound. Errors: WISP_ERR_IO (socket/bind/listen: errno says which),
  * WISP_ERR_INVALID_ARG. */
+int wisp_tcp_bind(const struct sockaddr *addr, socklen_t len, uint32_t backlog, int *fd,
+		  struct sockaddr_storage *bound, socklen_t *bound_len) WISP_NONNULL(1, 4, 5, 6) WISP_WARN_UNUSED;
+
+/* Start accepting on a listening socket; the engine owns fd from now on
+ * (even on error). l is owner memory, kept until wisp_tcp_unlisten()
+ * completes (l->inflight == 0). Errors: WISP_ERR_IO. */
+int wisp_tcp_listen_fd(wisp_tcp *t, wisp_tcp_listener *l, int fd) WISP_NONNULL(1, 2) WISP_WARN_UNUSED;
+
+/* Both: bind addr and accept on it. */
 int wisp_tcp_listen(wisp_tcp *t, wisp_tcp_listener *l, const struct sockaddr *addr, socklen_t len)
 	WISP_NONNULL(1, 2, 3) WISP_WARN_UNUSED;
 void wisp_tcp_unlisten(wisp_tcp_listener *l) WISP_NONNULL(1);
