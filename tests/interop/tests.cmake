@@ -1,23 +1,36 @@
-# Identity tests that run programs: the wisp tools end to end, and the
-# interop test against js-libp2p (label "interop"; needs node and npm, and the
-# network or a warm npm cache for the first `npm ci`).
+# Tests that run programs: the wisp identity tools end to end, and the interop
+# tests against the js-libp2p reference peer (label "interop"; they need node
+# and npm, and the network or a warm npm cache for the first `npm ci`).
 set(_interop_dir ${CMAKE_CURRENT_LIST_DIR})
+
+find_program(WISP_NODE node)
+find_program(WISP_NPM npm)
+if(WISP_NODE AND WISP_NPM)
+  # Installs the pinned packages (package-lock.json) once for all js tests.
+  add_test(NAME interop_npm_setup COMMAND sh ${_interop_dir}/npm-setup.sh)
+  set_tests_properties(interop_npm_setup PROPERTIES
+    FIXTURES_SETUP interop_js LABELS interop TIMEOUT 600
+    RESOURCE_LOCK interop_node_modules)
+
+  # js-peer.mjs against itself: connect, identify, ping, echo, rtt, perf.
+  # Exit 77 (skipped) when node is older than 20 or node_modules is missing.
+  add_test(NAME interop_js_selftest
+    COMMAND ${WISP_NODE} ${_interop_dir}/js_selftest.mjs --quiet)
+  set_tests_properties(interop_js_selftest PROPERTIES
+    FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 300
+    SKIP_RETURN_CODE 77 PROCESSORS 2)
+else()
+  message(STATUS "interop tests: node/npm not found, js interop tests not registered")
+endif()
 
 if(TARGET wisp-keygen AND TARGET wisp-peerid)
   add_test(NAME identity_tools
     COMMAND sh ${_interop_dir}/tools_test.sh $<TARGET_FILE:wisp-keygen> $<TARGET_FILE:wisp-peerid>)
   set_tests_properties(identity_tools PROPERTIES TIMEOUT 60 LABELS unit)
 
-  find_program(WISP_NODE node)
-  find_program(WISP_NPM npm)
   if(WISP_NODE AND WISP_NPM)
     add_executable(wisp-interop-identity ${_interop_dir}/identity_helper.c)
     target_link_libraries(wisp-interop-identity PRIVATE wisp_internal)
-
-    add_test(NAME interop_npm_setup COMMAND sh ${_interop_dir}/npm-setup.sh)
-    set_tests_properties(interop_npm_setup PROPERTIES
-      FIXTURES_SETUP interop_js LABELS interop TIMEOUT 600
-      RESOURCE_LOCK interop_node_modules)
 
     add_test(NAME interop_identity
       COMMAND ${WISP_NODE} ${_interop_dir}/identity.mjs
@@ -25,8 +38,6 @@ if(TARGET wisp-keygen AND TARGET wisp-peerid)
               --helper $<TARGET_FILE:wisp-interop-identity>)
     set_tests_properties(interop_identity PROPERTIES
       FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 120)
-  else()
-    message(STATUS "interop tests: node/npm not found, interop_identity not registered")
   endif()
 else()
   message(STATUS "identity tool tests need WISP_BUILD_TOOLS=ON")
