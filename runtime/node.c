@@ -8,7 +8,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include "actors/telemetry.h"
+#include "codec/multiaddr.h"
+#include "net/addr.h"
+#include "net/builtin.h"
+#include "peerset/peers.h"
 #include "runtime/clock.h"
 #include "runtime/mem.h"
 #include "runtime/worker.h"
@@ -27,6 +34,17 @@ void wisp_options_default(wisp_options *o)
 	o->probe_slots = 64;
 	o->pool_bytes = (size_t)64 << 20;
 	o->mem = NULL;
+	o->identity = NULL;
+	o->listen = NULL;
+	o->n_listen = 0;
+	o->dial_timeout_ms = 10000;
+	o->handshake_timeout_ms = 10000;
+	o->max_conns = 1024;
+	o->max_streams_per_conn = 512;
+	o->conn_send_budget = (size_t)4 << 20;
+	o->stall_timeout_ms = 10000;
+	o->agent = NULL;
+	o->services = 0;
 }
 
 __attribute__((format(printf, 2, 3))) static void set_err(wisp_node *n, const char *fmt, ...)
@@ -72,6 +90,24 @@ static int check_options(const wisp_options *o, char *msg, size_t len)
 		snprintf(msg, len, "options.probe_slots must be within 1..65536");
 		return WISP_ERR_INVALID_ARG;
 	}
+	if (o->n_listen > WISP_MAX_LISTEN || (o->n_listen && !o->listen)) {
+		snprintf(msg, len, "options: at most %u listen addresses, in options.listen", WISP_MAX_LISTEN);
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->max_conns < 1 || o->max_conns > (1u << 20) || o->max_streams_per_conn < 8 ||
+	    o->max_streams_per_conn > 65536) {
+		snprintf(msg, len, "options.max_conns must be within 1..2^20 and max_streams_per_conn within 8..65536");
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->conn_send_budget < 65536 || o->dial_timeout_ms == 0 || o->handshake_timeout_ms == 0 ||
+	    o->stall_timeout_ms == 0) {
+		snprintf(msg, len, "options: conn_send_budget must be >= 64 KiB and the timeouts > 0");
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->services & ~(WISP_SERVICE_PERF | WISP_SERVICE_ECHO)) {
+		snprintf(msg, len, "options.services has unknown bits");
+		return WISP_ERR_INVALID_ARG;
+	}
 	return WISP_OK;
 }
 
@@ -91,6 +127,123 @@ static uint32_t allowed_cpus(int *cpus, uint32_t max)
 			cpus[n++] = (int)c;
 	}
 	return n ? n : (cpus[0] = 0, 1);
+}
+
+/* Identity, limits, listen addresses and protocols, from the options. */
+static int net_setup(wisp_node *n, const wisp_options *o)
+{
+	int err;
+	if (o->identity) {
+		n->identity = *o->identity;
+	} else if ((err = wisp_privkey_generate(&n->identity))) {
+		set_err(n, "could not make a node key: %s", wisp_strerror(err));
+		return err;
+	}
+	if ((err = wisp_peer_id_from_pubkey(&n->peer_id, wisp_privkey_pubkey(&n->identity))))
+		return err;
+	wisp_peer_text(&n->peer_id, n->peer_text, sizeof(n->peer_text));
+	snprintf(n->net.agent, sizeof(n->net.agent), "%s", o->agent ? o->agent : "wisp/" WISP_VERSION_STRING);
+	n->net.dial_timeout_ns = (uint64_t)o->dial_timeout_ms * WISP_NS_PER_MS;
+	n->net.handshake_timeout_ns = (uint64_t)o->handshake_timeout_ms * WISP_NS_PER_MS;
+	n->net.stall_timeout_ns = (uint64_t)o->stall_timeout_ms * WISP_NS_PER_MS;
+	n->net.conn_send_budget = o->conn_send_budget;
+	n->net.max_conns_per_worker = o->max_conns;
+	n->net.max_streams_per_conn = o->max_streams_per_conn;
+	for (uint32_t i = 0; i < o->n_listen; i++) {
+		wisp_peer_id pid;
+		bool has_pid;
+		err = o->listen[i] ? wisp_tcp_addr_parse(o->listen[i], &n->net.listen_req[i], &n->net.listen_req_len[i],
+							 &pid, &has_pid)
+				   : WISP_ERR_INVALID_ARG;
+		if (err || has_pid) {
+			set_err(n, "listen address '%s': %s", o->listen[i] ? o->listen[i] : "(null)",
+				err ? wisp_strerror(err) : "must not name a peer (/p2p)");
+			return err ? err : WISP_ERR_INVALID_ARG;
+		}
+	}
+	n->net.n_listen = o->n_listen;
+	if ((err = wisp_builtin_register(n))) {
+		set_err(n, "registering the built-in protocols failed: %s", wisp_strerror(err));
+		return err;
+	}
+	return WISP_OK;
+}
+
+static void advertise_add(wisp_node *n, const struct sockaddr *sa)
+{
+	if (n->net.n_advertise == WISP_MAX_ADVERTISE)
+		return;
+	ssize_t len = wisp_multiaddr_from_sockaddr(sa, WISP_MA_TCP, n->net.advertise[n->net.n_advertise],
+						   sizeof(n->net.advertise[0]));
+	if (len > 0)
+		n->net.advertise_len[n->net.n_advertise++] = (uint32_t)len;
+}
+
+/* What identify tells peers: each bound address, with a wildcard replaced by
+ * this host's addresses of that family. */
+static void advertise_bound(wisp_node *n, const struct sockaddr_storage *b)
+{
+	bool any = (b->ss_family == AF_INET &&
+		    ((const struct sockaddr_in *)b)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+		   (b->ss_family == AF_INET6 &&
+		    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)b)->sin6_addr));
+	if (!any) {
+		advertise_add(n, (const struct sockaddr *)b);
+		return;
+	}
+	struct ifaddrs *ifs;
+	if (getifaddrs(&ifs) != 0)
+		return;
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != b->ss_family)
+			continue;
+		struct sockaddr_storage a;
+		memset(&a, 0, sizeof(a));
+		if (b->ss_family == AF_INET) {
+			struct sockaddr_in *x = (struct sockaddr_in *)&a;
+			*x = *(const struct sockaddr_in *)i->ifa_addr;
+			x->sin_port = ((const struct sockaddr_in *)b)->sin_port;
+		} else {
+			struct sockaddr_in6 *x = (struct sockaddr_in6 *)&a;
+			*x = *(const struct sockaddr_in6 *)i->ifa_addr;
+			if (IN6_IS_ADDR_LINKLOCAL(&x->sin6_addr))
+				continue;
+			x->sin6_port = ((const struct sockaddr_in6 *)b)->sin6_port;
+		}
+		advertise_add(n, (const struct sockaddr *)&a);
+	}
+	freeifaddrs(ifs);
+}
+
+static void close_listeners(wisp_node *n)
+{
+	for (uint32_t i = 0; i < WISP_MAX_LISTEN; i++)
+		if (n->net.listen_fds[i] >= 0) {
+			close(n->net.listen_fds[i]);
+			n->net.listen_fds[i] = -1;
+		}
+}
+
+/* Bind every listen address before any thread runs, so that a taken port
+ * fails the start with a message naming it. */
+static int bind_listeners(wisp_node *n)
+{
+	for (uint32_t i = 0; i < n->net.n_listen; i++) {
+		struct sockaddr_storage bound;
+		socklen_t blen;
+		int err = wisp_tcp_bind((const struct sockaddr *)&n->net.listen_req[i], n->net.listen_req_len[i], 1024,
+					&n->net.listen_fds[i], &bound, &blen);
+		if (err) {
+			set_err(n, "listen %s: %s", n->opt.listen[i], strerror(errno));
+			close_listeners(n);
+			return err;
+		}
+		char text[WISP_ADDR_TEXT_MAX];
+		wisp_peers_addr_text((const struct sockaddr *)&bound, text, sizeof(text));
+		snprintf(n->net.listen_text[i], sizeof(n->net.listen_text[i]), "%.60s/p2p/%.60s", text, n->peer_text);
+		advertise_bound(n, &bound);
+	}
+	return WISP_OK;
 }
 
 int wisp_node_new(wisp_node **out, const wisp_options *o)
@@ -126,6 +279,10 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 			set_err(n, "options.pool_bytes is too small");
 		goto fail;
 	}
+	for (uint32_t i = 0; i < WISP_MAX_LISTEN; i++)
+		n->net.listen_fds[i] = -1;
+	if ((err = net_setup(n, o)))
+		goto fail;
 	err = WISP_ERR_NOMEM;
 	n->workers = wisp_malloc_aligned(mem, n->n_workers * sizeof(wisp_loop), 64);
 	if (n->workers)
@@ -160,6 +317,11 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 	if ((err = wisp_actor_init(&n->telemetry, &n->hosts[0], &wisp_telemetry_ops, n->tele_state,
 				   o->mailbox_slots, loops)))
 		goto fail;
+	if ((err = wisp_peers_new(&n->peers_state, n, n->n_workers * o->max_conns)))
+		goto fail;
+	if ((err = wisp_actor_init(&n->peers, &n->hosts[0], &wisp_peers_ops, n->peers_state, o->mailbox_slots,
+				   loops)))
+		goto fail;
 	if ((err = wisp_mailbox_init(&n->events, mem, o->event_slots, loops, NULL)))
 		goto fail;
 	*out = n;
@@ -189,6 +351,8 @@ int wisp_node_start(wisp_node *n)
 		set_err(n, "%s", msg);
 		return err;
 	}
+	if ((err = bind_listeners(n)))
+		return err;
 	uint32_t total = n->n_workers + n->n_hosts;
 	uint32_t spawned = 0;
 	for (; spawned < total; spawned++) {
@@ -215,9 +379,19 @@ int wisp_node_start(wisp_node *n)
 			wisp_loop *l = i < n->n_workers ? &n->workers[i] : &n->hosts[i - n->n_workers];
 			wisp_loop_join(l);
 		}
+		close_listeners(n);
 		return err;
 	}
 	atomic_store(&n->state, NODE_RUNNING);
+	for (uint32_t i = 0; i < n->net.n_listen; i++) {
+		wisp_buf *b = wisp_buf_alloc(n->pool, sizeof(wisp_listen_info));
+		if (!b)
+			break;
+		wisp_listen_info *li = (wisp_listen_info *)b->data;
+		snprintf(li->addr, sizeof(li->addr), "%s", n->net.listen_text[i]);
+		b->len = sizeof(*li);
+		wisp_node_emit(n, NULL, WISP_EVENT_LISTENING, WISP_OK, 0, b);
+	}
 	return WISP_OK;
 }
 
@@ -250,8 +424,9 @@ int wisp_node_stop(wisp_node *n)
 	 * counted. */
 	stop_loops(n->hosts, n->n_hosts);
 	wisp_mailbox_close(&n->telemetry.mb);
+	wisp_mailbox_close(&n->peers.mb);
 	stop_loops(n->workers, n->n_workers);
-	uint64_t left = drain_actor(&n->telemetry);
+	uint64_t left = drain_actor(&n->telemetry) + drain_actor(&n->peers);
 	for (uint32_t i = 0; i < n->n_workers; i++)
 		left += drain_actor(&n->worker_actors[i]);
 	wisp_stat_add(&n->discarded, left);
@@ -268,6 +443,10 @@ void wisp_node_free(wisp_node *n)
 	const wisp_mem *mem = n->mem;
 	wisp_actor_fini(&n->telemetry);
 	wisp_telemetry_free(n->tele_state);
+	wisp_actor_fini(&n->peers);
+	wisp_peers_free(n->peers_state);
+	close_listeners(n);
+	wisp_privkey_wipe(&n->identity);
 	if (n->worker_actors)
 		for (uint32_t i = 0; i < n->n_workers; i++)
 			wisp_actor_fini(&n->worker_actors[i]);
@@ -322,12 +501,8 @@ static void fill_event(wisp_event *ev, const wisp_msg *m)
 	ev->status = (int)(int64_t)m->b;
 	ev->cookie = m->a;
 	ev->priv_ = m->buf;
-	if (m->buf) {
-		if (m->type == WISP_EVENT_PROBE)
-			ev->u.probe = (const wisp_probe_result *)(const void *)m->buf->data;
-		else if (m->type == WISP_EVENT_STATS)
-			ev->u.stats = (const wisp_stats *)(const void *)m->buf->data;
-	}
+	if (m->buf)
+		ev->u.data = m->buf->data; /* the payload struct of the event's type */
 }
 
 int wisp_node_next_event(wisp_node *n, wisp_event *ev)
@@ -393,6 +568,101 @@ int wisp_node_probe(wisp_node *n, uint64_t cookie)
 	return err;
 }
 
+/* ---- the network ------------------------------------------------------ */
+
+const wisp_peer_id *wisp_node_peer_id(const wisp_node *n)
+{
+	return &n->peer_id;
+}
+
+/* Hand the peers actor a command with a payload built by fill(). */
+static int peers_cmd(wisp_node *n, uint32_t type, uint64_t cookie, size_t size,
+		     void (*fill)(void *dst, const void *arg), const void *arg)
+{
+	int err = gate_enter(n);
+	if (err)
+		return err;
+	wisp_buf *b = wisp_buf_alloc(n->pool, size);
+	if (!b) {
+		gate_exit(n);
+		return WISP_ERR_AGAIN;
+	}
+	memset(b->data, 0, size);
+	fill(b->data, arg);
+	b->len = (uint32_t)size;
+	wisp_msg m = { .type = type, .b = cookie, .buf = b };
+	err = wisp_actor_send(&n->peers, &m, NULL);
+	if (err)
+		wisp_buf_unref(b);
+	gate_exit(n);
+	return err;
+}
+
+static void fill_dial(void *dst, const void *arg)
+{
+	*(wisp_dial_req *)dst = *(const wisp_dial_req *)arg;
+}
+
+int wisp_dial(wisp_node *n, const char *multiaddr, uint64_t cookie)
+{
+	wisp_dial_req r;
+	memset(&r, 0, sizeof(r));
+	int err = wisp_tcp_addr_parse(multiaddr, &r.addr, &r.addr_len, &r.peer, &r.has_peer);
+	if (err)
+		return err == WISP_ERR_UNSUPPORTED ? WISP_ERR_INVALID_ARG : err;
+	if (r.has_peer && wisp_peer_id_equal(&r.peer, &n->peer_id))
+		return WISP_ERR_INVALID_ARG; /* dialing ourselves */
+	return peers_cmd(n, WISP_PMSG_DIAL, cookie, sizeof(r), fill_dial, &r);
+}
+
+static void fill_cmd(void *dst, const void *arg)
+{
+	*(wisp_peer_cmd *)dst = *(const wisp_peer_cmd *)arg;
+}
+
+static int peer_command(wisp_node *n, enum wisp_peer_cmd_kind kind, const wisp_peer_id *peer,
+			const wisp_test_spec *t, uint64_t cookie)
+{
+	wisp_peer_cmd c;
+	memset(&c, 0, sizeof(c));
+	c.kind = kind;
+	c.peer = *peer;
+	if (t)
+		c.test = *t;
+	return peers_cmd(n, WISP_PMSG_PEER_CMD, cookie, sizeof(c), fill_cmd, &c);
+}
+
+int wisp_ping(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie)
+{
+	return peer_command(n, WISP_PEER_PING, peer, NULL, cookie);
+}
+
+int wisp_disconnect(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie)
+{
+	return peer_command(n, WISP_PEER_CLOSE, peer, NULL, cookie);
+}
+
+int wisp_stream_test(wisp_node *n, const wisp_peer_id *peer, const wisp_test_spec *t, uint64_t cookie)
+{
+	bool ok;
+	switch (t->kind) {
+	case WISP_TEST_ECHO:
+		ok = t->streams >= 1 && t->streams <= 256 && t->bytes > 0;
+		break;
+	case WISP_TEST_RTT:
+		ok = t->size >= 1 && t->size <= 65536 && t->count >= 1 && t->count <= 1000000;
+		break;
+	case WISP_TEST_PERF:
+		ok = true;
+		break;
+	default:
+		ok = false;
+	}
+	if (!ok)
+		return WISP_ERR_INVALID_ARG;
+	return peer_command(n, WISP_PEER_TEST, peer, t, cookie);
+}
+
 /* ---- figures ----------------------------------------------------------- */
 
 static void loop_stats(const wisp_loop *l, wisp_thread_stats *t)
@@ -418,6 +688,30 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->version = WISP_OPTIONS_VERSION;
+	for (uint32_t i = 0; n->worker_state && i < n->n_workers; i++) {
+		const wisp_shard *sh = &n->worker_state[i].shard;
+		const wisp_shard_stats *ss = &sh->stats;
+		const wisp_tcp_stats *ts = &sh->tcp.stats;
+		out->net.conns_in += wisp_stat_get(&ss->conns_in);
+		out->net.conns_out += wisp_stat_get(&ss->conns_out);
+		out->net.open += wisp_stat_get(&ts->open);
+		out->net.upgraded += wisp_stat_get(&ss->upgraded);
+		out->net.handshake_failures += wisp_stat_get(&ss->handshake_failures) + wisp_stat_get(&ss->handshake_timeouts);
+		out->net.handshake_timeouts += wisp_stat_get(&ss->handshake_timeouts);
+		out->net.peer_errors += wisp_stat_get(&ss->peer_errors);
+		out->net.slow_closes += wisp_stat_get(&ss->slow_closes);
+		out->net.conn_limit += wisp_stat_get(&ss->conn_limit);
+		out->net.dial_failures += wisp_stat_get(&ss->dial_failures);
+		out->net.budget_stalls += wisp_stat_get(&ss->budget_stalls);
+		out->net.pool_stalls += wisp_stat_get(&ss->pool_stalls);
+		out->net.bytes_in += wisp_stat_get(&ts->recv_bytes);
+		out->net.bytes_out += wisp_stat_get(&ts->send_bytes);
+		out->net.resets += wisp_stat_get(&ts->resets);
+		out->net.streams_refused += wisp_stat_get(&ss->streams_refused);
+		out->net.streams_capped += wisp_stat_get(&ss->streams_capped);
+	}
+	out->net.identify_errors = wisp_stat_get(&n->net.identify_errors);
+	out->net.ping_errors = wisp_stat_get(&n->net.ping_errors);
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < n->n_workers && k < WISP_STATS_MAX_THREADS; i++)
 		loop_stats(&n->workers[i], &out->thread[k++]);

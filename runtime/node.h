@@ -7,12 +7,19 @@
 
 #include <wisp/wisp.h>
 
+#include <sys/socket.h>
+
+#include "net/conn.h"
 #include "runtime/buf.h"
 #include "runtime/loop.h"
 #include "runtime/mailbox.h"
 
 struct wisp_worker;
 struct wisp_telemetry;
+struct wisp_peers;
+
+#define WISP_MAX_LISTEN 8
+#define WISP_MAX_ADVERTISE 16
 
 enum wisp_node_state { NODE_NEW = 0, NODE_RUNNING = 1, NODE_STOPPED = 2 };
 
@@ -29,6 +36,29 @@ struct wisp_node {
 	struct wisp_worker *worker_state;
 	wisp_actor telemetry;
 	struct wisp_telemetry *tele_state;
+	wisp_actor peers;
+	struct wisp_peers *peers_state;
+
+	/* The network: read-only once started, except the counters. */
+	wisp_privkey identity;
+	wisp_peer_id peer_id;
+	char peer_text[WISP_PEER_ID_TEXT_MAX];
+	wisp_proto_table protos;
+	struct {
+		uint64_t dial_timeout_ns, handshake_timeout_ns, stall_timeout_ns;
+		size_t conn_send_budget;
+		uint32_t max_conns_per_worker, max_streams_per_conn;
+		uint32_t n_listen;
+		struct sockaddr_storage listen_req[WISP_MAX_LISTEN];
+		socklen_t listen_req_len[WISP_MAX_LISTEN];
+		int listen_fds[WISP_MAX_LISTEN];      /* bound at start, handed to worker 0 */
+		char listen_text[WISP_MAX_LISTEN][WISP_ADDR_TEXT_MAX]; /* bound, with /p2p */
+		uint32_t n_advertise;                 /* identify listenAddrs (wildcards expanded) */
+		uint8_t advertise[WISP_MAX_ADVERTISE][64];
+		uint32_t advertise_len[WISP_MAX_ADVERTISE];
+		char agent[128];
+		wisp_stat identify_errors, ping_errors; /* several writers */
+	} net;
 
 	/* Events to the application: many producers, the draining thread. */
 	wisp_mailbox events;

@@ -1,7 +1,45 @@
 #include "runtime/worker.h"
 
+#include <unistd.h>
+
+#include <wisp/error.h>
+
 #include "actors/telemetry.h"
+#include "net/builtin.h"
+#include "peerset/peers.h"
 #include "runtime/node.h"
+
+static int worker_start(wisp_actor *a, wisp_tstamp now)
+{
+	(void)now;
+	wisp_worker *w = a->state;
+	return wisp_shard_start(&w->shard, w->node, w->index, a->loop, a);
+}
+
+static void worker_stop(wisp_actor *a, wisp_tstamp now)
+{
+	(void)now;
+	wisp_worker *w = a->state;
+	wisp_shard_stop(&w->shard);
+}
+
+static void peer_cmd(wisp_worker *w, wisp_msg *m)
+{
+	const wisp_peer_cmd *c = (const wisp_peer_cmd *)m->buf->data;
+	wisp_shard_conn *sc = wisp_shard_find(&w->shard, m->a);
+	switch (c->kind) {
+	case WISP_PEER_CLOSE:
+		if (sc)
+			wisp_shard_close(sc, WISP_ERR_CLOSED, false);
+		break;
+	case WISP_PEER_PING:
+		wisp_builtin_ping(&w->shard, sc, c, m->b);
+		break;
+	case WISP_PEER_TEST:
+		wisp_builtin_test(&w->shard, sc, c, m->b);
+		break;
+	}
+}
 
 static void worker_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 {
@@ -15,6 +53,20 @@ static void worker_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		(void)wisp_actor_send(&w->node->telemetry, &ack, a);
 		break;
 	}
+	case WISP_WMSG_DIAL:
+		if (m->buf) {
+			const wisp_dial_req *r = (const wisp_dial_req *)m->buf->data;
+			wisp_shard_dial(&w->shard, (const struct sockaddr *)&r->addr, r->addr_len,
+					r->has_peer ? &r->peer : NULL, m->a);
+		}
+		break;
+	case WISP_WMSG_ADOPT:
+		wisp_shard_adopt(&w->shard, (int)m->a);
+		break;
+	case WISP_WMSG_PEER_CMD:
+		if (m->buf)
+			peer_cmd(w, m);
+		break;
 	default:
 		break;
 	}
@@ -22,5 +74,7 @@ static void worker_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 
 const wisp_actor_ops wisp_worker_ops = {
 	.name = "worker",
+	.start = worker_start,
 	.msg = worker_msg,
+	.stop = worker_stop,
 };

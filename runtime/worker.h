@@ -1,20 +1,25 @@
-/* Network workers: one per pinned loop. Each will own a shard of the
- * connections; here it answers the runtime's control messages. */
+/* Network workers: one per pinned loop. Each owns a shard of the
+ * connections (net/shard.h) and answers the runtime's control messages. */
 #ifndef WISP_RUNTIME_WORKER_H
 #define WISP_RUNTIME_WORKER_H
 
+#include "net/shard.h"
 #include "runtime/loop.h"
 
 struct wisp_node;
 
 /* Messages a worker's mailbox takes. */
 enum wisp_worker_msg {
-	WISP_WMSG_PROBE = 1, /* a: probe slot; reply WISP_TMSG_PROBE_ACK to telemetry */
+	WISP_WMSG_PROBE = 1,    /* a: probe slot; reply WISP_TMSG_PROBE_ACK to telemetry */
+	WISP_WMSG_DIAL = 2,     /* a: cookie, buf: wisp_dial_req (peerset/peers.h) */
+	WISP_WMSG_ADOPT = 3,    /* a: an accepted socket, dealt by worker 0 */
+	WISP_WMSG_PEER_CMD = 4, /* a: conn ref, b: cookie, buf: wisp_peer_cmd */
 };
 
 typedef struct wisp_worker {
 	struct wisp_node *node;
 	uint32_t index;
+	wisp_shard shard;
 } wisp_worker;
 
 extern const wisp_actor_ops wisp_worker_ops;

@@ -17,6 +17,7 @@
 
 #include <wisp/common.h>
 #include <wisp/error.h>
+#include <wisp/identity.h>
 #include <wisp/mem.h>
 
 #ifdef __cplusplus
@@ -29,7 +30,7 @@ typedef struct wisp_node wisp_node;
 
 /* ---- options ----------------------------------------------------------- */
 
-#define WISP_OPTIONS_VERSION 1
+#define WISP_OPTIONS_VERSION 2
 
 /* Creation options. Initialize with wisp_options_default(), then change
  * fields; wisp_node_new() copies the struct, so it may live on the stack.
@@ -47,7 +48,26 @@ typedef struct wisp_options {
 	uint32_t probe_slots;      /* probes in flight at once (default 64) */
 	size_t pool_bytes;         /* upper bound on pooled message buffers, bytes (default 64 MiB) */
 	const wisp_mem *mem;       /* allocator; NULL = libc */
+
+	/* Networking (version 2). */
+	const wisp_privkey *identity; /* the node's libp2p key, copied at creation; NULL = a fresh random key */
+	const char *const *listen;    /* multiaddrs to listen on ("/ip4/0.0.0.0/tcp/4001", "/ip6/::1/tcp/0") */
+	uint32_t n_listen;
+	uint32_t dial_timeout_ms;      /* TCP connect (default 10000) */
+	uint32_t handshake_timeout_ms; /* connect to muxer up: multistream, Noise, yamux (default 10000) */
+	uint32_t max_conns;            /* connections per worker (default 1024) */
+	uint32_t max_streams_per_conn; /* yamux streams at once per connection, both directions (default 512) */
+	size_t conn_send_budget;       /* bytes the kernel may hold for one connection before we stop
+				          pulling its output (default 4 MiB) */
+	uint32_t stall_timeout_ms;     /* a connection over its budget this long is not reading: closed
+				          with WISP_ERR_LIMIT (default 10000) */
+	const char *agent;             /* identify agentVersion; NULL = "wisp/<version>" */
+	uint32_t services;             /* WISP_SERVICE_* bits: diagnostic protocols served (default 0) */
 } wisp_options;
+
+/* Diagnostic protocols, off by default: a peer could make us send bytes. */
+#define WISP_SERVICE_PERF 1u /* serve /perf/1.0.0 */
+#define WISP_SERVICE_ECHO 2u /* serve /wisp/echo/1.0.0 (echoes every byte back) */
 
 /* Fill *o with the defaults above. */
 WISP_API void wisp_options_default(wisp_options *o) WISP_NONNULL(1);
@@ -86,7 +106,86 @@ typedef enum wisp_event_type {
 	WISP_EVENT_NONE = 0,
 	WISP_EVENT_PROBE = 1, /* a wisp_node_probe() came back */
 	WISP_EVENT_STATS = 2, /* a periodic runtime figures snapshot */
+	WISP_EVENT_LISTENING = 3,    /* after start, once per listen address: u.listen */
+	WISP_EVENT_CONNECTED = 4,    /* a connection is secure and multiplexed: u.peer; cookie of the dial, 0 inbound */
+	WISP_EVENT_DISCONNECTED = 5, /* it ended: u.peer, status = why */
+	WISP_EVENT_DIAL_FAILED = 6,  /* wisp_dial() failed (cookie): u.peer (peer set if known), status, stage */
+	WISP_EVENT_IDENTIFY = 7,     /* a peer's identify (or identify push): u.identify */
+	WISP_EVENT_PING = 8,         /* wisp_ping() finished: u.ping, status */
+	WISP_EVENT_TEST = 9,         /* wisp_stream_test() finished: u.test, status */
+	WISP_EVENT_CLOSED = 10,      /* wisp_disconnect() done: status WISP_OK or WISP_ERR_NOTFOUND */
+	WISP_EVENT_INBOUND_FAILED = 11, /* an inbound connection failed before its session was up: u.peer, status */
 } wisp_event_type;
+
+#define WISP_ADDR_TEXT_MAX 128
+
+/* u.listen */
+typedef struct wisp_listen_info {
+	char addr[WISP_ADDR_TEXT_MAX]; /* "/ip4/127.0.0.1/tcp/4001/p2p/16Uiu2..." */
+} wisp_listen_info;
+
+/* u.peer */
+typedef struct wisp_peer_info {
+	wisp_peer_id peer;       /* len 0 when not known (a dial that failed before the handshake) */
+	char peer_text[WISP_PEER_ID_TEXT_MAX];
+	int inbound;             /* 1: the peer dialed us */
+	char addr[WISP_ADDR_TEXT_MAX]; /* the remote's address ("/ip4/127.0.0.1/tcp/53412") */
+	char stage[16];          /* failures: "connect", "security", "handshake", "muxer", "session" */
+	uint64_t conn;           /* the connection's id */
+} wisp_peer_info;
+
+/* u.identify; strings are NUL-terminated, inside the event. */
+typedef struct wisp_identify_info {
+	wisp_peer_id peer;
+	char peer_text[WISP_PEER_ID_TEXT_MAX];
+	int push;                     /* from /ipfs/id/push/1.0.0 */
+	const char *agent;
+	const char *protocol_version;
+	const char *observed_addr;    /* how the peer sees us; "" when absent or unknown */
+	const char *const *protocols;
+	uint32_t n_protocols;
+	const char *const *listen_addrs; /* those wisp can print; others are skipped */
+	uint32_t n_listen_addrs;
+	uint32_t skipped_addrs;
+	uint8_t public_key[64];       /* protobuf PublicKey, as sent */
+	uint32_t public_key_len;
+} wisp_identify_info;
+
+/* u.ping */
+typedef struct wisp_ping_info {
+	wisp_peer_id peer;
+	char peer_text[WISP_PEER_ID_TEXT_MAX];
+	uint64_t rtt_ns;
+} wisp_ping_info;
+
+typedef enum wisp_test_kind {
+	WISP_TEST_ECHO = 1, /* `streams` streams on /wisp/echo/1.0.0, each sends `bytes` and checks the echo */
+	WISP_TEST_RTT = 2,  /* one echo stream: `count` round trips of `size` bytes */
+	WISP_TEST_PERF = 3, /* /perf/1.0.0: send `upload` bytes, ask for `download` */
+} wisp_test_kind;
+
+typedef struct wisp_test_spec {
+	wisp_test_kind kind;
+	uint64_t bytes;     /* ECHO, per stream */
+	uint32_t streams;   /* ECHO, 1..1024 */
+	uint32_t size;      /* RTT message size, 1..65536 */
+	uint32_t count;     /* RTT round trips */
+	uint64_t upload;    /* PERF */
+	uint64_t download;  /* PERF */
+} wisp_test_spec;
+
+/* u.test */
+typedef struct wisp_test_result {
+	wisp_peer_id peer;
+	char peer_text[WISP_PEER_ID_TEXT_MAX];
+	wisp_test_spec test;
+	int ok;                  /* every byte came back as sent */
+	uint64_t elapsed_ns;     /* first write to last byte */
+	uint64_t bytes;          /* ECHO: payload bytes echoed, all streams */
+	uint8_t sha256[32];      /* ECHO: of stream 0's payload */
+	uint64_t p50_ns, p90_ns, p99_ns, max_ns; /* RTT */
+	uint64_t upload_ns, download_ns;         /* PERF: until the upload was sent, then the download */
+} wisp_test_result;
 
 #define WISP_PROBE_MAX_WORKERS 64
 
@@ -110,6 +209,12 @@ typedef struct wisp_event {
 	union {
 		const wisp_probe_result *probe; /* WISP_EVENT_PROBE */
 		const struct wisp_stats *stats; /* WISP_EVENT_STATS */
+		const wisp_listen_info *listen; /* WISP_EVENT_LISTENING */
+		const wisp_peer_info *peer;     /* CONNECTED, DISCONNECTED, DIAL_FAILED, CLOSED */
+		const wisp_identify_info *identify;
+		const wisp_ping_info *ping;
+		const wisp_test_result *test;
+		const void *data;
 	} u;
 	void *priv_;     /* owned buffer: released by wisp_event_release() */
 } wisp_event;
@@ -134,6 +239,34 @@ WISP_API int wisp_node_event_fd(const wisp_node *n) WISP_NONNULL(1);
  * worker and comes back as a WISP_EVENT_PROBE event carrying cookie.
  * Errors: WISP_ERR_AGAIN (mailbox full, counted), WISP_ERR_CLOSED. */
 WISP_API int wisp_node_probe(wisp_node *n, uint64_t cookie) WISP_NONNULL(1);
+
+/* ---- the network ------------------------------------------------------ */
+
+/* The node's peer id. Any thread, after wisp_node_new(). */
+WISP_API const wisp_peer_id *wisp_node_peer_id(const wisp_node *n) WISP_NONNULL(1);
+
+/* Connect to a multiaddr "/ip4|ip6/<addr>/tcp/<port>[/p2p/<peer id>]"; with
+ * /p2p the remote must prove that identity. Result: WISP_EVENT_CONNECTED or
+ * WISP_EVENT_DIAL_FAILED with cookie. Already connected to that peer:
+ * CONNECTED at once with the existing connection. Errors (nothing queued):
+ * WISP_ERR_INVALID_ARG / WISP_ERR_UNKNOWN_CODE / WISP_ERR_MALFORMED (the
+ * address), WISP_ERR_AGAIN (queue full), WISP_ERR_CLOSED / WISP_ERR_STATE
+ * (not running). Any thread. */
+WISP_API int wisp_dial(wisp_node *n, const char *multiaddr, uint64_t cookie) WISP_NONNULL(1, 2);
+
+/* One ping round trip on /ipfs/ping/1.0.0. Result: WISP_EVENT_PING
+ * (status WISP_ERR_NOTFOUND when not connected). Errors as wisp_dial(). */
+WISP_API int wisp_ping(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie) WISP_NONNULL(1, 2);
+
+/* Close every connection to peer (GO_AWAY, flush, FIN). Result:
+ * WISP_EVENT_CLOSED, then DISCONNECTED per connection. */
+WISP_API int wisp_disconnect(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie) WISP_NONNULL(1, 2);
+
+/* A diagnostic transfer to a connected peer (which must serve the
+ * protocol). Result: WISP_EVENT_TEST. Errors as wisp_dial(), and
+ * WISP_ERR_INVALID_ARG for a test out of its bounds. */
+WISP_API int wisp_stream_test(wisp_node *n, const wisp_peer_id *peer, const wisp_test_spec *t,
+			      uint64_t cookie) WISP_NONNULL(1, 2, 3);
 
 /* ---- figures ----------------------------------------------------------- */
 
@@ -171,6 +304,25 @@ typedef struct wisp_stats {
 	uint64_t pool_exhausted; /* allocations refused by the pool's byte bound */
 	uint32_t uring_flags;    /* io_uring setup flags in use (IORING_SETUP_*) */
 	int uring_msg_ring;      /* 1 when wakeups use IORING_OP_MSG_RING */
+	struct {
+		uint64_t conns_in, conns_out;   /* TCP connections accepted / dialed */
+		uint64_t open;                  /* TCP connections open now */
+		uint64_t upgraded;              /* reached a yamux session */
+		uint64_t handshake_failures;    /* failed before the session was up */
+		uint64_t handshake_timeouts;    /* of which: the handshake timeout */
+		uint64_t peer_errors;           /* closed for a protocol violation by the peer */
+		uint64_t slow_closes;           /* closed because the peer stopped reading */
+		uint64_t conn_limit;            /* refused: max_conns reached */
+		uint64_t dial_failures;         /* TCP connect failed or timed out */
+		uint64_t budget_stalls;         /* times a connection hit its send budget */
+		uint64_t pool_stalls;           /* output delayed by an exhausted buffer pool */
+		uint64_t bytes_in, bytes_out;   /* TCP payload bytes */
+		uint64_t resets;                /* connections we reset */
+		uint64_t streams_refused;       /* inbound streams for protocols we do not serve */
+		uint64_t streams_capped;        /* inbound streams over a protocol's per-connection cap */
+		uint64_t identify_errors;       /* bad identify messages */
+		uint64_t ping_errors;           /* failed ping round trips */
+	} net;
 } wisp_stats;
 
 /* Snapshot the node's counters into *out. Any thread; counters are read

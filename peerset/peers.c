@@ -1,0 +1,314 @@
+#include "peerset/peers.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <wisp/error.h>
+
+#include "net/shard.h"
+#include "runtime/mem.h"
+#include "runtime/node.h"
+#include "runtime/worker.h"
+
+/* Connections to one peer we keep track of; a peer that dials us while we
+ * dial it has two for a moment. More are closed by their workers' owners
+ * only if the application asks; the table just stops listing them. */
+#define CONNS_PER_PEER 4
+
+typedef struct peer_conn {
+	wisp_conn_ref ref;
+	bool inbound;
+	char addr[WISP_ADDR_TEXT_MAX];
+} peer_conn;
+
+typedef struct peer_entry {
+	wisp_peer_id id; /* len 0: empty slot */
+	uint32_t n;
+	peer_conn conns[CONNS_PER_PEER];
+} peer_entry;
+
+struct wisp_peers {
+	wisp_node *node;
+	peer_entry *tab;
+	uint32_t cap; /* power of two */
+	uint32_t count;
+	uint32_t next_worker;
+	uint64_t untracked; /* connections beyond CONNS_PER_PEER */
+};
+
+/* ---- table: open addressing, linear probing, backward-shift delete ------ */
+
+static uint32_t hash_id(const wisp_peer_id *id)
+{
+	uint32_t h = 2166136261u;
+	for (uint8_t i = 0; i < id->len; i++)
+		h = (h ^ id->bytes[i]) * 16777619u;
+	return h;
+}
+
+static peer_entry *lookup(struct wisp_peers *p, const wisp_peer_id *id, bool create)
+{
+	uint32_t mask = p->cap - 1;
+	for (uint32_t i = hash_id(id) & mask, probes = 0; probes < p->cap; i = (i + 1) & mask, probes++) {
+		peer_entry *e = &p->tab[i];
+		if (e->id.len == 0) {
+			if (!create || p->count * 4 >= p->cap * 3)
+				return NULL;
+			memset(e, 0, sizeof(*e));
+			e->id = *id;
+			p->count++;
+			return e;
+		}
+		if (wisp_peer_id_equal(&e->id, id))
+			return e;
+	}
+	return NULL;
+}
+
+static void remove_entry(struct wisp_peers *p, peer_entry *e)
+{
+	uint32_t mask = p->cap - 1;
+	uint32_t i = (uint32_t)(e - p->tab);
+	e->id.len = 0;
+	p->count--;
+	/* Move later members of the probe run back into the hole. */
+	for (uint32_t j = (i + 1) & mask; p->tab[j].id.len; j = (j + 1) & mask) {
+		uint32_t home = hash_id(&p->tab[j].id) & mask;
+		bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (between)
+			continue;
+		p->tab[i] = p->tab[j];
+		p->tab[j].id.len = 0;
+		i = j;
+	}
+}
+
+int wisp_peers_new(struct wisp_peers **out, wisp_node *node, uint32_t max_conns)
+{
+	struct wisp_peers *p = wisp_calloc(node->mem, 1, sizeof(*p));
+	if (!p)
+		return WISP_ERR_NOMEM;
+	p->node = node;
+	p->cap = 64;
+	while (p->cap < max_conns * 2u && p->cap < (1u << 24))
+		p->cap <<= 1;
+	p->tab = wisp_calloc(node->mem, p->cap, sizeof(*p->tab));
+	if (!p->tab) {
+		wisp_free(node->mem, p);
+		return WISP_ERR_NOMEM;
+	}
+	*out = p;
+	return WISP_OK;
+}
+
+void wisp_peers_free(struct wisp_peers *p)
+{
+	if (!p)
+		return;
+	wisp_free(p->node->mem, p->tab);
+	wisp_free(p->node->mem, p);
+}
+
+/* ---- text -------------------------------------------------------------- */
+
+void wisp_peers_addr_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(out, cap, "/ip4/%s/tcp/%u", host, ntohs(a->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(out, cap, "/ip6/%s/tcp/%u", host, ntohs(a->sin6_port));
+	} else {
+		snprintf(out, cap, "?");
+	}
+}
+
+void wisp_peer_text(const wisp_peer_id *id, char *out, size_t cap)
+{
+	if (id->len == 0 || wisp_peer_id_to_base58(id, out, cap) < 0)
+		snprintf(out, cap, "%s", "");
+}
+
+/* ---- events to the application ----------------------------------------- */
+
+static void emit_peer(struct wisp_peers *p, wisp_actor *a, wisp_event_type type, int status, uint64_t cookie,
+		      const wisp_peer_id *id, bool inbound, const char *addr, const char *stage, wisp_conn_ref ref)
+{
+	wisp_buf *b = wisp_buf_alloc(p->node->pool, sizeof(wisp_peer_info));
+	if (!b) {
+		wisp_node_emit(p->node, a->loop, type, status, cookie, NULL);
+		return;
+	}
+	wisp_peer_info *pi = (wisp_peer_info *)b->data;
+	memset(pi, 0, sizeof(*pi));
+	if (id) {
+		pi->peer = *id;
+		wisp_peer_text(id, pi->peer_text, sizeof(pi->peer_text));
+	}
+	pi->inbound = inbound;
+	snprintf(pi->addr, sizeof(pi->addr), "%s", addr ? addr : "");
+	snprintf(pi->stage, sizeof(pi->stage), "%s", stage ? stage : "");
+	pi->conn = ref;
+	b->len = sizeof(*pi);
+	wisp_node_emit(p->node, a->loop, type, status, cookie, b);
+}
+
+static void on_up(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
+{
+	const wisp_conn_up *u = (const wisp_conn_up *)m->buf->data;
+	peer_entry *e = lookup(p, &u->peer, true);
+	if (e && e->n < CONNS_PER_PEER) {
+		peer_conn *pc = &e->conns[e->n++];
+		pc->ref = m->a;
+		pc->inbound = !u->dialer;
+		snprintf(pc->addr, sizeof(pc->addr), "%s", u->addr);
+	} else {
+		p->untracked++;
+	}
+	emit_peer(p, a, WISP_EVENT_CONNECTED, WISP_OK, m->b, &u->peer, !u->dialer, u->addr, NULL, m->a);
+}
+
+static void on_down(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
+{
+	if (!m->buf)
+		return; /* the worker's pool was empty: nothing to report with */
+	const wisp_conn_down *d = (const wisp_conn_down *)m->buf->data;
+	const wisp_peer_id *id = d->has_peer ? &d->peer : NULL;
+	if (d->upgraded) {
+		peer_entry *e = id ? lookup(p, id, false) : NULL;
+		if (e) {
+			for (uint32_t i = 0; i < e->n; i++)
+				if (e->conns[i].ref == m->a) {
+					e->conns[i] = e->conns[--e->n];
+					break;
+				}
+			if (e->n == 0)
+				remove_entry(p, e);
+		}
+		emit_peer(p, a, WISP_EVENT_DISCONNECTED, d->err, 0, id, !d->dialer, d->addr, d->stage, m->a);
+	} else if (d->dialer) {
+		emit_peer(p, a, WISP_EVENT_DIAL_FAILED, d->err, m->b, id, false, d->addr, d->stage, m->a);
+	} else {
+		emit_peer(p, a, WISP_EVENT_INBOUND_FAILED, d->err, 0, id, true, d->addr, d->stage, m->a);
+	}
+}
+
+static void on_dial(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
+{
+	const wisp_dial_req *r = (const wisp_dial_req *)m->buf->data;
+	if (r->has_peer) {
+		peer_entry *e = lookup(p, &r->peer, false);
+		if (e && e->n) {
+			emit_peer(p, a, WISP_EVENT_CONNECTED, WISP_OK, m->b, &r->peer, e->conns[0].inbound,
+				  e->conns[0].addr, NULL, e->conns[0].ref);
+			return;
+		}
+	}
+	uint32_t to = p->next_worker++ % p->node->n_workers;
+	wisp_msg fw = { .type = WISP_WMSG_DIAL, .a = m->b, .buf = m->buf };
+	if (wisp_actor_send(&p->node->worker_actors[to], &fw, a) != WISP_OK) {
+		emit_peer(p, a, WISP_EVENT_DIAL_FAILED, WISP_ERR_AGAIN, m->b, r->has_peer ? &r->peer : NULL, false, "",
+			  "connect", 0);
+		return;
+	}
+	m->buf = NULL; /* the worker has it now */
+}
+
+static void cmd_failed(struct wisp_peers *p, wisp_actor *a, const wisp_peer_cmd *c, uint64_t cookie, int err)
+{
+	switch (c->kind) {
+	case WISP_PEER_PING: {
+		wisp_buf *b = wisp_buf_alloc(p->node->pool, sizeof(wisp_ping_info));
+		if (b) {
+			wisp_ping_info *pi = (wisp_ping_info *)b->data;
+			memset(pi, 0, sizeof(*pi));
+			pi->peer = c->peer;
+			wisp_peer_text(&c->peer, pi->peer_text, sizeof(pi->peer_text));
+			b->len = sizeof(*pi);
+		}
+		wisp_node_emit(p->node, a->loop, WISP_EVENT_PING, err, cookie, b);
+		break;
+	}
+	case WISP_PEER_TEST: {
+		wisp_buf *b = wisp_buf_alloc(p->node->pool, sizeof(wisp_test_result));
+		if (b) {
+			wisp_test_result *t = (wisp_test_result *)b->data;
+			memset(t, 0, sizeof(*t));
+			t->peer = c->peer;
+			t->test = c->test;
+			wisp_peer_text(&c->peer, t->peer_text, sizeof(t->peer_text));
+			b->len = sizeof(*t);
+		}
+		wisp_node_emit(p->node, a->loop, WISP_EVENT_TEST, err, cookie, b);
+		break;
+	}
+	case WISP_PEER_CLOSE:
+		emit_peer(p, a, WISP_EVENT_CLOSED, err, cookie, &c->peer, false, "", NULL, 0);
+		break;
+	}
+}
+
+static void on_cmd(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
+{
+	const wisp_peer_cmd *c = (const wisp_peer_cmd *)m->buf->data;
+	peer_entry *e = lookup(p, &c->peer, false);
+	if (!e || e->n == 0) {
+		cmd_failed(p, a, c, m->b, WISP_ERR_NOTFOUND);
+		return;
+	}
+	uint32_t targets = c->kind == WISP_PEER_CLOSE ? e->n : 1;
+	for (uint32_t i = 0; i < targets; i++) {
+		wisp_conn_ref ref = e->conns[i].ref;
+		wisp_msg fw = { .type = WISP_WMSG_PEER_CMD, .a = ref, .b = m->b, .buf = wisp_buf_ref(m->buf) };
+		if (wisp_actor_send(&p->node->worker_actors[wisp_conn_ref_worker(ref)], &fw, a) != WISP_OK) {
+			wisp_buf_unref(fw.buf);
+			if (c->kind != WISP_PEER_CLOSE) {
+				cmd_failed(p, a, c, m->b, WISP_ERR_AGAIN);
+				return;
+			}
+		}
+	}
+	if (c->kind == WISP_PEER_CLOSE)
+		cmd_failed(p, a, c, m->b, WISP_OK); /* CLOSED: the disconnects follow */
+}
+
+static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
+{
+	(void)now;
+	struct wisp_peers *p = a->state;
+	switch (m->type) {
+	case WISP_PMSG_CONN_UP:
+		if (m->buf)
+			on_up(p, a, m);
+		break;
+	case WISP_PMSG_CONN_DOWN:
+		on_down(p, a, m);
+		break;
+	case WISP_PMSG_EVENT:
+		/* in order behind the connection's CONNECTED */
+		wisp_node_emit(p->node, a->loop, (wisp_event_type)(m->a & 0xffffffffu), (int)(int32_t)(m->a >> 32),
+			       m->b, m->buf);
+		m->buf = NULL;
+		break;
+	case WISP_PMSG_DIAL:
+		if (m->buf)
+			on_dial(p, a, m);
+		break;
+	case WISP_PMSG_PEER_CMD:
+		if (m->buf)
+			on_cmd(p, a, m);
+		break;
+	default:
+		break;
+	}
+}
+
+const wisp_actor_ops wisp_peers_ops = {
+	.name = "peers",
+	.msg = peers_msg,
+};
