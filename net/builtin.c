@@ -213,8 +213,9 @@ static int id_open(wisp_stream *st)
 	m.protocol_version = wisp_identify_str("ipfs/0.1.0");
 	m.has_agent_version = true;
 	m.agent_version = wisp_identify_str(n->net.agent);
-	for (uint32_t i = 0; i < n->protos.n && i < WISP_IDENTIFY_MAX_PROTOCOLS; i++)
-		m.protocols[m.n_protocols++] = wisp_identify_str(n->protos.p[i].id);
+	for (uint32_t i = 0; i < n->protos.n && m.n_protocols < WISP_IDENTIFY_MAX_PROTOCOLS; i++)
+		if (!n->protos.p[i].outbound_only)
+			m.protocols[m.n_protocols++] = wisp_identify_str(n->protos.p[i].id);
 	for (uint32_t i = 0; i < n->net.n_advertise && i < WISP_IDENTIFY_MAX_ADDRS; i++) {
 		m.listen_addrs[m.n_listen_addrs].data = n->net.advertise[i];
 		m.listen_addrs[m.n_listen_addrs++].len = n->net.advertise_len[i];
@@ -977,10 +978,16 @@ int wisp_builtin_register(wisp_node *n)
 		err = wisp_proto_add(&n->protos, WISP_PROTO_IDENTIFY_PUSH, &identify_ops, n, 4);
 	if (!err)
 		err = wisp_proto_add(&n->protos, WISP_PROTO_PING, &ping_ops, n, 4);
-	if (!err && (n->opt.services & WISP_SERVICE_PERF))
+	/* perf and echo are always there to open (wisp_stream_test()), and
+	 * served only when the options ask for them. */
+	if (!err)
 		err = wisp_proto_add(&n->protos, WISP_PROTO_PERF, &perf_ops, n, 16);
-	if (!err && (n->opt.services & WISP_SERVICE_ECHO))
+	if (!err) {
+		n->protos.p[n->protos.n - 1].outbound_only = !(n->opt.services & WISP_SERVICE_PERF);
 		err = wisp_proto_add(&n->protos, WISP_PROTO_ECHO, &echo_ops, n, 512);
+	}
+	if (!err)
+		n->protos.p[n->protos.n - 1].outbound_only = !(n->opt.services & WISP_SERVICE_ECHO);
 	return err;
 }
 

@@ -219,7 +219,7 @@ static int match_proto(void *ctx, const char *id, size_t len)
 	wisp_stream *s = ctx;
 	wisp_conn *c = s->conn;
 	const wisp_proto *p = wisp_proto_find(c->cfg.protos, id, len);
-	if (!p) {
+	if (!p || p->outbound_only) {
 		c->stats.streams_refused++;
 		return -1;
 	}

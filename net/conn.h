@@ -69,6 +69,7 @@ struct wisp_proto {
 	void *ctx;                 /* the handler's, read as s->proto->ctx */
 	uint32_t max_streams;      /* open streams of this protocol per connection, both directions */
 	uint32_t index;            /* in its table */
+	bool outbound_only;        /* we open it; inbound requests hear "na" (not advertised) */
 };
 
 #define WISP_PROTO_MAX 32
