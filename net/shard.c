@@ -296,6 +296,8 @@ static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
 	if (!sc->err)
 		sc->err = err;
 	wisp_loop_timer_disarm(s->loop, &sc->timer);
+	/* Report while the connection still says who and where. */
+	report_down(s, sc, sc->err ? sc->err : WISP_ERR_RESET);
 	if (sc->conn) {
 		wisp_conn_stats cs;
 		wisp_conn_stats_get(sc->conn, &cs, NULL);
@@ -303,9 +305,8 @@ static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
 		wisp_stat_add(&s->stats.streams_capped, cs.streams_capped);
 		wisp_builtin_closed(sc);
 		wisp_conn_free(sc->conn);
+		sc->conn = NULL;
 	}
-	report_down(s, sc, sc->err ? sc->err : WISP_ERR_RESET);
-	sc->conn = NULL;
 	slot_put(s, sc);
 }
 
