@@ -1,33 +1,69 @@
 /* wisp-node: run a wisp node.
  *
- * This first version runs the self-check: it starts a node, drives probes
- * through the actors and every worker for a while, prints the runtime's
- * figures, stops cleanly and checks that nothing was left behind. */
+ * Two modes:
+ *   --self-check   start a node, drive probes through the actors and every
+ *                  worker, print the runtime's figures, stop cleanly and
+ *                  check that nothing was left behind;
+ *   (default)      a libp2p node: listen, dial, answer identify and ping,
+ *                  and take commands as JSON lines on stdin, printing
+ *                  events (JSON lines with --json, text otherwise).
+ */
+#include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <wisp/wisp.h>
+
+#include "tools/json-line.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: wisp-node --self-check [--workers N] [--duration SECONDS] [--json]\n"
+		"usage: wisp-node [--key FILE] [--listen MULTIADDR]... [--dial MULTIADDR]...\n"
+		"                 [--duration SECONDS] [--json] [--workers N] [--serve echo,perf]\n"
+		"       wisp-node --self-check [--workers N] [--duration SECONDS] [--json]\n"
 		"\n"
-		"  --self-check        start a node, send probes through the telemetry actor and\n"
-		"                      every worker for --duration seconds, print the runtime's\n"
-		"                      figures (probe round trips, per-thread messages, wakeups,\n"
-		"                      sleeps, CPU), stop, and check nothing leaked\n"
+		"Runs a libp2p node (TCP, Noise, yamux, identify, ping) and prints what happens.\n"
+		"\n"
+		"  --key FILE          the node's secp256k1 key (wisp-keygen FILE makes one);\n"
+		"                      without it the node uses a fresh key\n"
+		"  --listen MULTIADDR  listen, e.g. /ip4/0.0.0.0/tcp/4001 or /ip6/::1/tcp/0 (repeatable)\n"
+		"  --dial MULTIADDR    connect at start, e.g. /ip4/127.0.0.1/tcp/4001/p2p/16Uiu2...\n"
+		"                      (repeatable; with /p2p the peer must prove that identity)\n"
+		"  --duration SECONDS  stop after this long (default: at {\"cmd\":\"quit\"}, end of\n"
+		"                      stdin, SIGINT or SIGTERM)\n"
+		"  --json              one JSON object per line on stdout, each with an \"event\"\n"
 		"  --workers N         network worker threads (default: online CPUs)\n"
-		"  --duration SECONDS  how long to probe (default 2)\n"
-		"  --json              one JSON object per line instead of text\n"
+		"  --serve LIST        also serve diagnostic protocols: echo (/wisp/echo/1.0.0),\n"
+		"                      perf (/perf/1.0.0); off by default\n"
+		"  --self-check        the runtime self-check instead (see above)\n"
 		"  --help              this text\n"
 		"\n"
-		"Exit status: 0 ok, 1 the check failed, 2 usage, 3 the node could not start\n"
-		"(for example io_uring disabled: the message names the errno).\n");
+		"Commands, one JSON object per line on stdin (any may carry an \"id\", which its\n"
+		"result event repeats):\n"
+		"  {\"cmd\":\"dial\",\"addr\":\"/ip4/127.0.0.1/tcp/4001/p2p/16Uiu2...\"}\n"
+		"  {\"cmd\":\"ping\",\"peer_id\":\"16Uiu2...\"}\n"
+		"  {\"cmd\":\"close\",\"peer_id\":\"16Uiu2...\"}\n"
+		"  {\"cmd\":\"echo\",\"peer_id\":\"...\",\"bytes\":1048576,\"streams\":1}\n"
+		"  {\"cmd\":\"rtt\",\"peer_id\":\"...\",\"size\":1024,\"count\":1000}\n"
+		"  {\"cmd\":\"perf\",\"peer_id\":\"...\",\"upload\":N,\"download\":M}\n"
+		"  {\"cmd\":\"stats\"}\n"
+		"  {\"cmd\":\"quit\"}\n"
+		"Events: listening, connected, disconnected, identify, ping, echo_done, rtt_done,\n"
+		"perf_done, closed, stats, error (kind dial, handshake, ping, echo, perf, command),\n"
+		"quit. The README documents every field.\n"
+		"\n"
+		"Exit status: 0 ok, 1 the self-check failed, 2 usage, 3 the node could not start\n"
+		"(key file, listen address, io_uring)\n");
 }
 
 static uint64_t now_ns(void)
@@ -45,44 +81,8 @@ static int cmp_u64(const void *a, const void *b)
 
 #define MAX_SAMPLES 200000
 
-int main(int argc, char **argv)
+static int self_check(long workers, double duration, int json)
 {
-	static const struct option opts[] = {
-		{ "self-check", no_argument, NULL, 's' }, { "workers", required_argument, NULL, 'w' },
-		{ "duration", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
-	int self_check = 0, json = 0, c;
-	long workers = 0;
-	double duration = 2;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		char *end;
-		switch (c) {
-		case 's': self_check = 1; break;
-		case 'j': json = 1; break;
-		case 'w':
-			workers = strtol(optarg, &end, 10);
-			if (*end || workers < 1 || workers > 64) {
-				fprintf(stderr, "wisp-node: --workers takes 1..64, not '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'd':
-			duration = strtod(optarg, &end);
-			if (*end || duration <= 0 || duration > 3600) {
-				fprintf(stderr, "wisp-node: --duration takes seconds in (0, 3600], not '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (!self_check || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-
 	wisp_options o;
 	wisp_options_default(&o);
 	o.workers = (uint32_t)workers;
@@ -213,4 +213,608 @@ int main(int argc, char **argv)
 	free(rtt);
 	wisp_node_free(n);
 	return ok ? 0 : 1;
+}
+
+/* ---- the network node --------------------------------------------------- */
+
+#define MAX_DIALS 16
+#define ID_SLOTS 4096
+
+typedef struct cli {
+	wisp_node *n;
+	int json;
+	uint32_t n_listen;
+	uint32_t listening_seen;
+	char listen_addrs[8][WISP_ADDR_TEXT_MAX];
+	uint64_t next_cookie;
+	/* command ids, by cookie: the result event repeats them */
+	struct {
+		uint64_t cookie;
+		char id[JL_MAX_TEXT + 2];
+	} ids[ID_SLOTS];
+	const char *quit_why;
+} cli;
+
+static void remember_id(cli *c, uint64_t cookie, const jl_object *o)
+{
+	const jl_field *f = jl_get(o, "id");
+	c->ids[cookie % ID_SLOTS].cookie = cookie;
+	c->ids[cookie % ID_SLOTS].id[0] = 0;
+	if (!f)
+		return;
+	if (f->is_string) {
+		/* re-quote: the id is printed back as it came */
+		char *out = c->ids[cookie % ID_SLOTS].id;
+		FILE *m = fmemopen(out, sizeof(c->ids[0].id), "w");
+		if (m) {
+			jl_put_string(m, f->text);
+			fclose(m);
+		}
+	} else {
+		snprintf(c->ids[cookie % ID_SLOTS].id, sizeof(c->ids[0].id), "%s", f->text);
+	}
+}
+
+/* `,"id":<id>` for the command behind cookie, if it had one. */
+static void put_id(cli *c, uint64_t cookie)
+{
+	if (cookie && c->ids[cookie % ID_SLOTS].cookie == cookie && c->ids[cookie % ID_SLOTS].id[0])
+		printf(",\"id\":%s", c->ids[cookie % ID_SLOTS].id);
+}
+
+static void json_error(cli *c, const char *kind, const char *peer, int status, const char *message,
+		       uint64_t cookie)
+{
+	if (c->json) {
+		printf("{\"event\":\"error\",\"kind\":\"%s\"", kind);
+		if (peer && *peer) {
+			printf(",\"peer_id\":");
+			jl_put_string(stdout, peer);
+		}
+		if (status)
+			printf(",\"code\":\"%s\"", wisp_errname(status));
+		printf(",\"message\":");
+		jl_put_string(stdout, message);
+		put_id(c, cookie);
+		printf("}\n");
+	} else {
+		printf("error (%s)%s%s: %s\n", kind, peer && *peer ? " with " : "", peer ? peer : "", message);
+	}
+}
+
+static void print_list(const char *const *v, uint32_t n)
+{
+	putchar('[');
+	for (uint32_t i = 0; i < n; i++) {
+		if (i)
+			putchar(',');
+		jl_put_string(stdout, v[i]);
+	}
+	putchar(']');
+}
+
+static void on_event(cli *c, const wisp_event *ev)
+{
+	char hex[200];
+	switch (ev->type) {
+	case WISP_EVENT_LISTENING:
+		if (c->listening_seen < 8)
+			snprintf(c->listen_addrs[c->listening_seen], WISP_ADDR_TEXT_MAX, "%s", ev->u.listen->addr);
+		if (++c->listening_seen == c->n_listen) {
+			char me[WISP_PEER_ID_TEXT_MAX];
+			if (wisp_peer_id_to_base58(wisp_node_peer_id(c->n), me, sizeof(me)) < 0)
+				me[0] = 0;
+			if (c->json) {
+				printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"addrs\":[", me);
+				for (uint32_t i = 0; i < c->n_listen && i < 8; i++)
+					printf("%s\"%s\"", i ? "," : "", c->listen_addrs[i]);
+				printf("],\"agent\":\"wisp/%s\"}\n", WISP_VERSION_STRING);
+			} else {
+				for (uint32_t i = 0; i < c->n_listen && i < 8; i++)
+					printf("listening on %s\n", c->listen_addrs[i]);
+			}
+		}
+		break;
+	case WISP_EVENT_CONNECTED: {
+		const wisp_peer_info *p = ev->u.peer;
+		if (c->json) {
+			printf("{\"event\":\"connected\",\"peer_id\":\"%s\",\"direction\":\"%s\",\"addr\":\"%s\","
+			       "\"muxer\":\"/yamux/1.0.0\",\"encryption\":\"/noise\"",
+			       p->peer_text, p->inbound ? "inbound" : "outbound", p->addr);
+			put_id(c, ev->cookie);
+			printf("}\n");
+		} else {
+			printf("connected %s %s %s\n", p->inbound ? "from" : "to", p->peer_text, p->addr);
+		}
+		break;
+	}
+	case WISP_EVENT_DISCONNECTED: {
+		const wisp_peer_info *p = ev->u.peer;
+		const char *reason = ev->status == WISP_ERR_CLOSED ? "local"
+				     : ev->status == WISP_ERR_RESET ? "remote"
+								     : wisp_strerror(ev->status);
+		if (c->json) {
+			printf("{\"event\":\"disconnected\",\"peer_id\":\"%s\",\"direction\":\"%s\",\"reason\":",
+			       p->peer_text, p->inbound ? "inbound" : "outbound");
+			jl_put_string(stdout, reason);
+			printf(",\"code\":\"%s\"}\n", wisp_errname(ev->status));
+		} else {
+			printf("disconnected from %s (%s)\n", p->peer_text, reason);
+		}
+		break;
+	}
+	case WISP_EVENT_DIAL_FAILED:
+	case WISP_EVENT_INBOUND_FAILED: {
+		const wisp_peer_info *p = ev->u.peer;
+		char msg[300];
+		bool connect = p && !strcmp(p->stage, "connect");
+		snprintf(msg, sizeof(msg), "%s%s%s: %s", ev->type == WISP_EVENT_DIAL_FAILED ? "dial " : "inbound from ",
+			 p ? p->addr : "?", p && *p->stage ? (connect ? " (connect)" : " (handshake)") : "",
+			 wisp_strerror(ev->status));
+		json_error(c, connect ? "dial" : "handshake", p ? p->peer_text : NULL, ev->status, msg, ev->cookie);
+		break;
+	}
+	case WISP_EVENT_IDENTIFY: {
+		const wisp_identify_info *id = ev->u.identify;
+		for (uint32_t i = 0; i < id->public_key_len && i < 64; i++)
+			snprintf(hex + 2 * i, 3, "%02x", id->public_key[i]);
+		hex[2 * (id->public_key_len < 64 ? id->public_key_len : 64)] = 0;
+		if (c->json) {
+			printf("{\"event\":\"identify\",\"peer_id\":\"%s\",\"agent\":", id->peer_text);
+			jl_put_string(stdout, id->agent);
+			printf(",\"protocol_version\":");
+			jl_put_string(stdout, id->protocol_version);
+			printf(",\"protocols\":");
+			print_list(id->protocols, id->n_protocols);
+			printf(",\"listen_addrs\":");
+			print_list(id->listen_addrs, id->n_listen_addrs);
+			printf(",\"observed_addr\":");
+			jl_put_string(stdout, id->observed_addr);
+			printf(",\"public_key\":\"%s\",\"push\":%s}\n", hex, id->push ? "true" : "false");
+		} else {
+			printf("identify %s: agent \"%s\", %u protocols, %u listen addresses\n", id->peer_text, id->agent,
+			       id->n_protocols, id->n_listen_addrs);
+		}
+		break;
+	}
+	case WISP_EVENT_PING: {
+		const wisp_ping_info *p = ev->u.ping;
+		if (ev->status) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "ping failed: %s", wisp_strerror(ev->status));
+			json_error(c, "ping", p ? p->peer_text : NULL, ev->status, msg, ev->cookie);
+		} else if (c->json) {
+			printf("{\"event\":\"ping\",\"peer_id\":\"%s\",\"rtt_us\":%.1f", p->peer_text, p->rtt_ns / 1e3);
+			put_id(c, ev->cookie);
+			printf("}\n");
+		} else {
+			printf("ping %s: %.1f us\n", p->peer_text, p->rtt_ns / 1e3);
+		}
+		break;
+	}
+	case WISP_EVENT_TEST: {
+		const wisp_test_result *t = ev->u.test;
+		const char *kind = !t ? "echo" : t->test.kind == WISP_TEST_PERF ? "perf" : "echo";
+		if (ev->status || !t) {
+			char msg[200];
+			snprintf(msg, sizeof(msg), "%s failed: %s", t && t->test.kind == WISP_TEST_RTT ? "rtt" : kind,
+				 wisp_strerror(ev->status));
+			json_error(c, kind, t ? t->peer_text : NULL, ev->status, msg, ev->cookie);
+			break;
+		}
+		double us = t->elapsed_ns / 1e3, sec = t->elapsed_ns / 1e9;
+		if (t->test.kind == WISP_TEST_ECHO) {
+			for (int i = 0; i < 32; i++)
+				snprintf(hex + 2 * i, 3, "%02x", t->sha256[i]);
+			double mib = sec > 0 ? t->bytes / 1048576.0 / sec : 0;
+			if (c->json)
+				printf("{\"event\":\"echo_done\",\"peer_id\":\"%s\",\"streams\":%u,\"bytes\":%llu,\"ok\":%s,"
+				       "\"sha256\":\"%s\",\"elapsed_us\":%.0f,\"mbps\":%.1f,\"mib_per_s\":%.1f",
+				       t->peer_text, t->test.streams, (unsigned long long)t->test.bytes,
+				       t->ok ? "true" : "false", hex, us, mib * 8 * 1.048576, mib);
+			else
+				printf("echo %s: %u x %llu bytes %s in %.3f s (%.1f MiB/s)\n", t->peer_text, t->test.streams,
+				       (unsigned long long)t->test.bytes, t->ok ? "ok" : "MISMATCH", sec, mib);
+		} else if (t->test.kind == WISP_TEST_RTT) {
+			double per = sec > 0 ? t->test.count / sec : 0;
+			if (c->json)
+				printf("{\"event\":\"rtt_done\",\"peer_id\":\"%s\",\"count\":%u,\"size\":%u,\"ok\":%s,"
+				       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,\"per_sec\":%.0f,"
+				       "\"elapsed_us\":%.0f",
+				       t->peer_text, t->test.count, t->test.size, t->ok ? "true" : "false", t->p50_ns / 1e3,
+				       t->p90_ns / 1e3, t->p99_ns / 1e3, t->max_ns / 1e3, per, us);
+			else
+				printf("rtt %s: %u x %u bytes, p50 %.1f us, p99 %.1f us, %.0f/s%s\n", t->peer_text,
+				       t->test.count, t->test.size, t->p50_ns / 1e3, t->p99_ns / 1e3, per,
+				       t->ok ? "" : " MISMATCH");
+		} else {
+			double up = t->upload_ns ? t->test.upload * 8 / (t->upload_ns / 1e3) : 0;
+			double down = t->download_ns ? t->test.download * 8 / (t->download_ns / 1e3) : 0;
+			if (c->json)
+				printf("{\"event\":\"perf_done\",\"peer_id\":\"%s\",\"upload\":%llu,\"download\":%llu,"
+				       "\"ok\":%s,\"elapsed_us\":%.0f,\"upload_us\":%.0f,\"download_us\":%.0f,"
+				       "\"upload_mbps\":%.1f,\"download_mbps\":%.1f",
+				       t->peer_text, (unsigned long long)t->test.upload,
+				       (unsigned long long)t->test.download, t->ok ? "true" : "false", us,
+				       t->upload_ns / 1e3, t->download_ns / 1e3, up, down);
+			else
+				printf("perf %s: up %llu bytes (%.0f Mbit/s), down %llu bytes (%.0f Mbit/s)%s\n",
+				       t->peer_text, (unsigned long long)t->test.upload, up,
+				       (unsigned long long)t->test.download, down, t->ok ? "" : " INCOMPLETE");
+		}
+		if (c->json) {
+			put_id(c, ev->cookie);
+			printf("}\n");
+		}
+		break;
+	}
+	case WISP_EVENT_CLOSED:
+		if (ev->status == WISP_ERR_NOTFOUND) {
+			json_error(c, "command", ev->u.peer ? ev->u.peer->peer_text : NULL, ev->status,
+				   "close: not connected to that peer", ev->cookie);
+		} else if (c->json) {
+			printf("{\"event\":\"closed\",\"peer_id\":\"%s\"", ev->u.peer ? ev->u.peer->peer_text : "");
+			put_id(c, ev->cookie);
+			printf("}\n");
+		} else {
+			printf("closing the connections to %s\n", ev->u.peer ? ev->u.peer->peer_text : "?");
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void print_stats(cli *c, uint64_t cookie)
+{
+	wisp_stats s;
+	wisp_node_stats(c->n, &s);
+	if (c->json) {
+		printf("{\"event\":\"stats\",\"conns_in\":%llu,\"conns_out\":%llu,\"open\":%llu,\"upgraded\":%llu,"
+		       "\"handshake_failures\":%llu,\"handshake_timeouts\":%llu,\"peer_errors\":%llu,"
+		       "\"slow_closes\":%llu,\"conn_limit\":%llu,\"dial_failures\":%llu,\"bytes_in\":%llu,"
+		       "\"bytes_out\":%llu,\"resets\":%llu,\"streams_refused\":%llu,\"streams_capped\":%llu,"
+		       "\"identify_errors\":%llu,\"ping_errors\":%llu,\"pool_in_use\":%llu,\"mailbox_full\":%llu,"
+		       "\"events_dropped\":%llu",
+		       (unsigned long long)s.net.conns_in, (unsigned long long)s.net.conns_out,
+		       (unsigned long long)s.net.open, (unsigned long long)s.net.upgraded,
+		       (unsigned long long)s.net.handshake_failures, (unsigned long long)s.net.handshake_timeouts,
+		       (unsigned long long)s.net.peer_errors, (unsigned long long)s.net.slow_closes,
+		       (unsigned long long)s.net.conn_limit, (unsigned long long)s.net.dial_failures,
+		       (unsigned long long)s.net.bytes_in, (unsigned long long)s.net.bytes_out,
+		       (unsigned long long)s.net.resets, (unsigned long long)s.net.streams_refused,
+		       (unsigned long long)s.net.streams_capped, (unsigned long long)s.net.identify_errors,
+		       (unsigned long long)s.net.ping_errors, (unsigned long long)s.pool_in_use,
+		       (unsigned long long)s.mailbox_full, (unsigned long long)s.events_dropped);
+		put_id(c, cookie);
+		printf("}\n");
+	} else {
+		printf("stats: %llu in, %llu out, %llu open, %llu handshake failures (%llu timeouts), "
+		       "%llu peer errors, %llu slow peers closed\n",
+		       (unsigned long long)s.net.conns_in, (unsigned long long)s.net.conns_out,
+		       (unsigned long long)s.net.open, (unsigned long long)s.net.handshake_failures,
+		       (unsigned long long)s.net.handshake_timeouts, (unsigned long long)s.net.peer_errors,
+		       (unsigned long long)s.net.slow_closes);
+	}
+}
+
+static int peer_arg(cli *c, const jl_object *o, wisp_peer_id *id, uint64_t cookie)
+{
+	const char *text = jl_str(o, "peer_id");
+	if (!text) {
+		json_error(c, "command", NULL, 0, "missing \"peer_id\"", cookie);
+		return -1;
+	}
+	int err = wisp_peer_id_parse(id, text, strlen(text));
+	if (err) {
+		json_error(c, "command", text, err, "\"peer_id\" is not a peer id", cookie);
+		return -1;
+	}
+	return 0;
+}
+
+static void command(cli *c, const char *line)
+{
+	jl_object o;
+	const char *why;
+	uint64_t cookie = ++c->next_cookie;
+	if (jl_parse(line, &o, &why) != 0) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "bad command line (%s): %.200s", why, line);
+		json_error(c, "command", NULL, 0, msg, 0);
+		return;
+	}
+	remember_id(c, cookie, &o);
+	const char *cmd = jl_str(&o, "cmd");
+	if (!cmd) {
+		json_error(c, "command", NULL, 0, "missing \"cmd\"", cookie);
+		return;
+	}
+	int err = WISP_OK;
+	const char *kind = "command";
+	wisp_peer_id peer;
+	if (!strcmp(cmd, "quit")) {
+		c->quit_why = "command";
+		return;
+	} else if (!strcmp(cmd, "stats")) {
+		print_stats(c, cookie);
+		return;
+	} else if (!strcmp(cmd, "dial")) {
+		const char *addr = jl_str(&o, "addr");
+		if (!addr) {
+			json_error(c, "command", NULL, 0, "missing \"addr\"", cookie);
+			return;
+		}
+		kind = "dial";
+		err = wisp_dial(c->n, addr, cookie);
+	} else if (!strcmp(cmd, "ping") || !strcmp(cmd, "close")) {
+		if (peer_arg(c, &o, &peer, cookie))
+			return;
+		kind = cmd[0] == 'p' ? "ping" : "command";
+		err = cmd[0] == 'p' ? wisp_ping(c->n, &peer, cookie) : wisp_disconnect(c->n, &peer, cookie);
+	} else if (!strcmp(cmd, "echo") || !strcmp(cmd, "rtt") || !strcmp(cmd, "perf")) {
+		if (peer_arg(c, &o, &peer, cookie))
+			return;
+		wisp_test_spec t = { 0 };
+		long long a, b;
+		if (cmd[0] == 'e') {
+			t.kind = WISP_TEST_ECHO;
+			a = jl_uint(&o, "bytes", 1 << 20);
+			b = jl_uint(&o, "streams", 1);
+			t.bytes = (uint64_t)a;
+			t.streams = (uint32_t)b;
+			kind = "echo";
+		} else if (cmd[0] == 'r') {
+			t.kind = WISP_TEST_RTT;
+			a = jl_uint(&o, "size", 1024);
+			b = jl_uint(&o, "count", 1000);
+			t.size = (uint32_t)a;
+			t.count = (uint32_t)b;
+			kind = "echo";
+		} else {
+			t.kind = WISP_TEST_PERF;
+			a = jl_uint(&o, "upload", 0);
+			b = jl_uint(&o, "download", 0);
+			t.upload = (uint64_t)a;
+			t.download = (uint64_t)b;
+			kind = "perf";
+		}
+		if (a < 0 || b < 0 || b > UINT32_MAX * (cmd[0] == 'p' ? 1ll << 31 : 1ll)) {
+			json_error(c, "command", NULL, 0, "numeric fields must be non-negative integers in range", cookie);
+			return;
+		}
+		err = wisp_stream_test(c->n, &peer, &t, cookie);
+	} else {
+		char msg[120];
+		snprintf(msg, sizeof(msg), "unknown command \"%.60s\"", cmd);
+		json_error(c, "command", NULL, 0, msg, cookie);
+		return;
+	}
+	if (err) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%.20s: %s", cmd, wisp_strerror(err));
+		json_error(c, err == WISP_ERR_INVALID_ARG || err == WISP_ERR_MALFORMED || err == WISP_ERR_UNKNOWN_CODE
+				      ? "command"
+				      : kind,
+			   NULL, err, msg, cookie);
+	}
+}
+
+static int run_node(const char *key_path, const char **listen, uint32_t n_listen, const char **dials,
+		    uint32_t n_dials, double duration, int json, long workers, uint32_t services)
+{
+	static cli c;
+	memset(&c, 0, sizeof(c));
+	c.json = json;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	wisp_privkey key;
+	wisp_options o;
+	wisp_options_default(&o);
+	o.workers = (uint32_t)workers;
+	o.listen = listen;
+	o.n_listen = n_listen;
+	o.services = services;
+	if (key_path) {
+		unsigned mode;
+		int err = wisp_privkey_read_file(&key, key_path, &mode);
+		if (err) {
+			fprintf(stderr, "wisp-node: key file %s: %s%s\n", key_path, wisp_strerror(err),
+				err == WISP_ERR_PERM ? " (chmod 600 it)" : "");
+			return EXIT_START;
+		}
+		o.identity = &key;
+	}
+	int err = wisp_node_new(&c.n, &o);
+	if (key_path)
+		wisp_privkey_wipe(&key);
+	if (err) {
+		fprintf(stderr, "wisp-node: cannot create the node: %s: %s\n", wisp_errname(err),
+			c.n ? wisp_node_errmsg(c.n) : wisp_strerror(err));
+		return EXIT_START;
+	}
+	if ((err = wisp_node_start(c.n)) != WISP_OK) {
+		fprintf(stderr, "wisp-node: cannot start: %s: %s\n", wisp_errname(err), wisp_node_errmsg(c.n));
+		wisp_node_free(c.n);
+		return EXIT_START;
+	}
+	c.n_listen = n_listen;
+	if (n_listen == 0) {
+		char me[WISP_PEER_ID_TEXT_MAX];
+		if (wisp_peer_id_to_base58(wisp_node_peer_id(c.n), me, sizeof(me)) < 0)
+			me[0] = 0;
+		if (json)
+			printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"addrs\":[],\"agent\":\"wisp/%s\"}\n", me,
+			       WISP_VERSION_STRING);
+		else
+			printf("peer id %s (not listening)\n", me);
+	}
+	for (uint32_t i = 0; i < n_dials; i++) {
+		uint64_t cookie = ++c.next_cookie;
+		c.ids[cookie % ID_SLOTS].cookie = cookie;
+		c.ids[cookie % ID_SLOTS].id[0] = 0;
+		if ((err = wisp_dial(c.n, dials[i], cookie))) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "--dial %.200s: %s", dials[i], wisp_strerror(err));
+			json_error(&c, "dial", NULL, err, msg, 0);
+		}
+	}
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	uint64_t end = duration > 0 ? now_ns() + (uint64_t)(duration * 1e9) : 0;
+	char line[8192];
+	size_t have = 0;
+	bool stdin_open = true;
+	while (!c.quit_why) {
+		wisp_event ev;
+		while (wisp_node_next_event(c.n, &ev) == 1) {
+			on_event(&c, &ev);
+			wisp_event_release(c.n, &ev);
+		}
+		int timeout = -1;
+		if (end) {
+			uint64_t now = now_ns();
+			if (now >= end) {
+				c.quit_why = "duration";
+				break;
+			}
+			timeout = (int)((end - now) / 1000000u) + 1;
+		}
+		struct pollfd p[3] = { { .fd = wisp_node_event_fd(c.n), .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN },
+				       { .fd = stdin_open ? 0 : -1, .events = POLLIN } };
+		if (poll(p, 3, timeout) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				c.quit_why = si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+		}
+		if (p[2].revents & (POLLIN | POLLHUP)) {
+			ssize_t r = read(0, line + have, sizeof(line) - 1 - have);
+			if (r <= 0) {
+				stdin_open = false;
+				if (!end)
+					c.quit_why = "stdin closed";
+			} else {
+				have += (size_t)r;
+				char *nl;
+				while ((nl = memchr(line, '\n', have))) {
+					*nl = 0;
+					if (nl > line && nl[-1] == '\r')
+						nl[-1] = 0;
+					if (line[0])
+						command(&c, line);
+					size_t used = (size_t)(nl - line) + 1;
+					memmove(line, nl + 1, have - used);
+					have -= used;
+				}
+				if (have == sizeof(line) - 1) {
+					json_error(&c, "command", NULL, 0, "command line longer than 8 KiB: dropped", 0);
+					have = 0;
+				}
+			}
+		}
+	}
+	wisp_node_stop(c.n);
+	wisp_event ev;
+	while (wisp_node_next_event(c.n, &ev) == 1) {
+		on_event(&c, &ev);
+		wisp_event_release(c.n, &ev);
+	}
+	if (json)
+		printf("{\"event\":\"quit\",\"why\":\"%s\"}\n", c.quit_why ? c.quit_why : "error");
+	else
+		printf("stopped (%s)\n", c.quit_why ? c.quit_why : "error");
+	wisp_node_free(c.n);
+	if (sfd >= 0)
+		close(sfd);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "self-check", no_argument, NULL, 's' }, { "workers", required_argument, NULL, 'w' },
+		{ "duration", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
+		{ "key", required_argument, NULL, 'k' },       { "listen", required_argument, NULL, 'l' },
+		{ "dial", required_argument, NULL, 'D' },      { "serve", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
+	};
+	int self = 0, json = 0, c, duration_set = 0;
+	long workers = 0;
+	double duration = 0;
+	const char *key = NULL, *listen[8], *dials[MAX_DIALS];
+	uint32_t n_listen = 0, n_dials = 0, services = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 's': self = 1; break;
+		case 'j': json = 1; break;
+		case 'k': key = optarg; break;
+		case 'l':
+			if (n_listen == 8) {
+				fprintf(stderr, "wisp-node: at most 8 --listen\n");
+				return EXIT_USAGE;
+			}
+			listen[n_listen++] = optarg;
+			break;
+		case 'D':
+			if (n_dials == MAX_DIALS) {
+				fprintf(stderr, "wisp-node: at most %d --dial\n", MAX_DIALS);
+				return EXIT_USAGE;
+			}
+			dials[n_dials++] = optarg;
+			break;
+		case 'S': {
+			char buf[64];
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+				if (!strcmp(t, "echo"))
+					services |= WISP_SERVICE_ECHO;
+				else if (!strcmp(t, "perf"))
+					services |= WISP_SERVICE_PERF;
+				else {
+					fprintf(stderr, "wisp-node: --serve takes echo and/or perf, not '%s'\n", t);
+					return EXIT_USAGE;
+				}
+			}
+			break;
+		}
+		case 'w':
+			workers = strtol(optarg, &end, 10);
+			if (*end || workers < 1 || workers > 64) {
+				fprintf(stderr, "wisp-node: --workers takes 1..64, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			duration = strtod(optarg, &end);
+			if (*end || duration <= 0 || duration > 86400 * 365) {
+				fprintf(stderr, "wisp-node: --duration takes seconds > 0, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			duration_set = 1;
+			break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "wisp-node: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (self) {
+		if (key || n_listen || n_dials || services) {
+			fprintf(stderr, "wisp-node: --self-check takes only --workers, --duration and --json\n");
+			return EXIT_USAGE;
+		}
+		return self_check(workers, duration_set ? duration : 2, json);
+	}
+	return run_node(key, listen, n_listen, dials, n_dials, duration, json, workers, services);
 }
