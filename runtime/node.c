@@ -401,6 +401,8 @@ static uint64_t drain_actor(wisp_actor *a)
 	wisp_msg m;
 	wisp_mailbox_close(&a->mb);
 	while (wisp_mailbox_recv_mpsc(&a->mb, &m)) {
+		if (a->ops == &wisp_worker_ops && m.type == WISP_WMSG_ADOPT)
+			close((int)m.a); /* a socket dealt to a worker that stopped first */
 		wisp_buf_unref(m.buf);
 		k++;
 	}
