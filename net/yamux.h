@@ -193,7 +193,9 @@ typedef struct wisp_yamux_callbacks {
 	/* An inbound SYN for id. Return 0 to accept: the session ACKs the stream
 	 * at the next pull; call wisp_yamux_set_user() here to attach state. Return
 	 * < 0 to refuse: the stream is dropped without stream_closed and an RST is
-	 * sent (counted as refused_app). NULL accepts every stream. */
+	 * sent (counted as refused_app). Calls on id are allowed in here; if the
+	 * callback resets id, stream_closed runs then and the return value is
+	 * ignored. NULL accepts every stream. */
 	int (*stream_open)(void *ctx, uint32_t id);
 	/* n > 0 payload bytes for stream id. p points into the buffer given to
 	 * wisp_yamux_read() and is valid only during the call. One data frame may

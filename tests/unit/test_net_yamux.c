@@ -780,6 +780,15 @@ static void test_shared_buffer_and_writable(void **state)
 	assert_int_equal(c->r[id].writable, 1);
 	assert_int_equal(s->r[id].rx, 45000);
 
+	/* a small cap still moves data: frames as long as it allows */
+	assert_int_equal(send_pattern(c, id, 1000, 1000), 0);
+	for (int i = 0; i < 100 && wisp_yamux_stream_queued(c->y, id); i++) {
+		ssize_t k = wisp_yamux_pull(c->y, out, 50, now_ns);
+		assert_true(k == 50 || (k > 12 && !wisp_yamux_stream_queued(c->y, id)));
+		assert_int_equal(wisp_yamux_read(s->y, out, (size_t)k, now_ns), 0);
+	}
+	assert_int_equal(s->r[id].rx, 46000);
+
 	/* a pull buffer too small for a header */
 	assert_int_equal(wisp_yamux_ping(c->y, now_ns), 0);
 	assert_int_equal(wisp_yamux_pull(c->y, out, 11, now_ns), WISP_ERR_NOBUF);
