@@ -760,6 +760,15 @@ static int on_stream_frame(wisp_yamux *y, uint8_t type, uint16_t flags, uint32_t
 		return WISP_OK;
 	}
 
+	if (flags & WISP_YAMUX_RST) {
+		/* before any window arithmetic: go-yamux puts an error code in the
+		 * length of an RST window update */
+		if (plen)
+			expect_payload(y, id, plen, flags, true);
+		remote_reset(y, s);
+		return WISP_OK;
+	}
+
 	if ((flags & WISP_YAMUX_ACK) && s->outbound && !s->acked) {
 		unack_drop(y, s);
 		if (!s->detached && y->cb.stream_acked)
@@ -784,17 +793,12 @@ static int on_stream_frame(wisp_yamux *y, uint8_t type, uint16_t flags, uint32_t
 		if (plen > s->recv_avail)
 			return WISP_ERR_FLOW_CONTROL;
 		s->recv_avail -= plen;
-		if (!(flags & WISP_YAMUX_RST)) {
-			/* the FIN, if any, applies after the payload */
-			expect_payload(y, id, plen, flags, false);
-			return WISP_OK;
-		}
-		expect_payload(y, id, plen, flags, true);
+		/* the FIN, if any, applies after the payload */
+		expect_payload(y, id, plen, flags, false);
+		return WISP_OK;
 	}
 
-	if (flags & WISP_YAMUX_RST)
-		remote_reset(y, s);
-	else if (flags & WISP_YAMUX_FIN)
+	if (flags & WISP_YAMUX_FIN)
 		remote_fin(y, s);
 	return WISP_OK;
 }

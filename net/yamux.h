@@ -24,7 +24,8 @@
  *     frame, never on a data frame with payload: js handles the FIN flag of
  *     a data frame before its payload and drops that payload when its own
  *     write side is already closed.
- *   - RST as a zero-length window update.
+ *   - RST as a zero-length window update. An RST's length is ignored on
+ *     input (go-yamux puts an error code there).
  *   - ping replies carry exactly the ACK flag and the request's value; our
  *     own pings exactly SYN, one at a time (rust and js fail the session on an
  *     unsolicited or mismatched ping reply).

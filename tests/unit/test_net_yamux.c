@@ -697,16 +697,27 @@ static void test_reset(void **state)
 	assert_true(s->r[e].rx > 0);
 	assert_int_equal(c->r[e].err, WISP_ERR_RESET);
 
+	/* an RST carrying an error code in its length (go-yamux) resets the
+	 * stream and never touches the window */
+	uint32_t g = open_stream(c);
+	pump(c, s);
+	uint8_t rst[12];
+	frame(rst, WISP_YAMUX_WINDOW_UPDATE, WISP_YAMUX_RST, g, 0xffffffffu);
+	assert_int_equal(wisp_yamux_read(c->y, rst, 12, now_ns), 0);
+	assert_int_equal(c->r[g].err, WISP_ERR_RESET);
+	assert_int_equal(wisp_yamux_reset(s->y, g), 0);
+	pump(c, s);
+
 	/* an RST for the stream, after it closed on both sides, is ignored */
 	uint8_t raw[12];
 	frame(raw, WISP_YAMUX_WINDOW_UPDATE, WISP_YAMUX_RST, a, 0);
 	assert_int_equal(wisp_yamux_read(c->y, raw, 12, now_ns), 0);
 	wisp_yamux_stats st;
 	wisp_yamux_stats_get(c->y, &st);
-	assert_int_equal(st.resets_in, 2 + 1);
+	assert_int_equal(st.resets_in, 4);
 	assert_int_equal(st.streams, 0);
 	wisp_yamux_stats_get(s->y, &st);
-	assert_int_equal(st.resets_out, 3);
+	assert_int_equal(st.resets_out, 4);
 	assert_int_equal(st.streams, 0);
 	peer_free(c);
 	peer_free(s);
