@@ -4,6 +4,8 @@
  *
  *   one_stream       --mib MiB through one stream
  *   hundred_streams  the same bytes spread over 100 streams, round robin
+ *   hundred_1k       100 streams written 1 KiB at a time (slices of the
+ *                    same buffers): per-write and per-segment costs
  *   memcpy_baseline  the same bytes copied in 65507-byte pieces
  *
  * The sender queues references to a few pooled 64 KiB buffers (zero-copy
@@ -81,7 +83,7 @@ static void die(const char *what, long rc)
 
 /* MB/s moving total bytes from a client to a server over `streams`
  * streams. */
-static double yamux_run(wisp_buf **bufs, int nbufs, int streams, uint64_t total)
+static double yamux_run(wisp_buf **bufs, int nbufs, int streams, size_t wsize, uint64_t total)
 {
 	static uint8_t wire[CAP];
 	struct rx rx = { 0 };
@@ -103,15 +105,20 @@ static double yamux_run(wisp_buf **bufs, int nbufs, int streams, uint64_t total)
 		left[i] = total / (uint64_t)streams + (i == 0 ? total % (uint64_t)streams : 0);
 	}
 	int next_buf = 0;
+	size_t woff = 0;
 	uint64_t start = now_ns();
 	while (rx.bytes < total) {
 		/* keep every stream's queue topped up */
 		for (int i = 0; i < streams; i++) {
 			while (left[i] && wisp_yamux_stream_queued(c, ids[i]) < QUEUE / (uint64_t)streams + CHUNK) {
-				size_t k = left[i] < CHUNK ? (size_t)left[i] : CHUNK;
-				if ((rc = wisp_yamux_write(c, ids[i], bufs[next_buf], 0, k)))
+				size_t k = left[i] < wsize ? (size_t)left[i] : wsize;
+				if ((rc = wisp_yamux_write(c, ids[i], bufs[next_buf], woff, k)))
 					die("write", rc);
-				next_buf = (next_buf + 1) % nbufs;
+				woff += wsize;
+				if (woff + wsize > CHUNK) {
+					woff = 0;
+					next_buf = (next_buf + 1) % nbufs;
+				}
 				left[i] -= k;
 			}
 		}
@@ -171,7 +178,7 @@ static double memcpy_run(const wisp_buf *src, uint64_t total)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: yamux-bench [--mib N (256)] [--runs N (5)] [--only one|hundred|memcpy]\n");
+	fprintf(f, "usage: yamux-bench [--mib N (256)] [--runs N (5)] [--only one|hundred|hundred_1k|memcpy]\n");
 }
 
 int main(int argc, char **argv)
@@ -216,29 +223,36 @@ int main(int argc, char **argv)
 			bufs[i]->data[k] = (uint8_t)(k * 31 + i);
 	}
 
-	double one[64], hundred[64], base[64];
+	double one[64], hundred[64], small[64], base[64];
 	bool all = !cfg.only;
 	/* interleave so machine noise hits every figure alike */
 	for (int i = 0; i < cfg.runs; i++) {
 		if (all || !strcmp(cfg.only, "memcpy"))
 			base[i] = memcpy_run(bufs[0], total);
 		if (all || !strcmp(cfg.only, "one"))
-			one[i] = yamux_run(bufs, NBUF, 1, total);
+			one[i] = yamux_run(bufs, NBUF, 1, CHUNK, total);
 		if (all || !strcmp(cfg.only, "hundred"))
-			hundred[i] = yamux_run(bufs, NBUF, 100, total);
+			hundred[i] = yamux_run(bufs, NBUF, 100, CHUNK, total);
+		if (all || !strcmp(cfg.only, "hundred_1k"))
+			small[i] = yamux_run(bufs, NBUF, 100, 1024, total);
 	}
-	double b = 0, o = 0, h = 0;
+	double b = 0, o = 0, h = 0, k = 0;
 	if (all || !strcmp(cfg.only, "memcpy"))
 		b = row("memcpy_baseline", base, cfg.runs, "MB/s");
 	if (all || !strcmp(cfg.only, "one"))
 		o = row("one_stream", one, cfg.runs, "MB/s");
 	if (all || !strcmp(cfg.only, "hundred"))
 		h = row("hundred_streams", hundred, cfg.runs, "MB/s");
+	if (all || !strcmp(cfg.only, "hundred_1k"))
+		k = row("hundred_streams_1k_writes", small, cfg.runs, "MB/s");
 	if (b > 0 && o > 0)
 		printf("bench=yamux-bench name=one_stream_over_memcpy unit=ratio value=%.2f %s\n", o / b, machine);
 	if (b > 0 && h > 0)
 		printf("bench=yamux-bench name=hundred_streams_over_memcpy unit=ratio value=%.2f %s\n", h / b,
 		       machine);
+	if (b > 0 && k > 0)
+		printf("bench=yamux-bench name=hundred_streams_1k_writes_over_memcpy unit=ratio value=%.2f %s\n",
+		       k / b, machine);
 	for (int i = 0; i < NBUF; i++)
 		wisp_buf_unref(bufs[i]);
 	wisp_pool_stats st;
