@@ -38,8 +38,9 @@ enum {
 	P_RST = 16,
 };
 
-/* Data frames shorter than this are not cut to fit the end of a pull's
- * buffer: the rest of the stream goes in the next pull. */
+/* A data frame is not cut shorter than this to fill the end of a pull's
+ * buffer (the rest goes in the next pull), unless it would be the pull's
+ * first frame: a small cap still makes progress. */
 #define MIN_CHUNK 256u
 /* Released stream structs kept for reuse. */
 #define SPARE_MAX 32u
@@ -138,6 +139,11 @@ static inline uint32_t be32(const uint8_t *p)
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
+}
+
+static inline wisp_tstamp sat_add(wisp_tstamp t, uint64_t d)
+{
+	return t > WISP_YAMUX_NEVER - d ? WISP_YAMUX_NEVER : t + d;
 }
 
 static inline bool remote_parity(const wisp_yamux *y, uint32_t id)
@@ -345,9 +351,16 @@ static void verify(const wisp_yamux *y)
 		queued += s->queued;
 		if (s->outbound && !s->acked)
 			unacked++;
+		/* a data frame's length is charged at its header; its bytes
+		 * count as unconsumed as they are delivered */
+		uint64_t in_flight = y->rstate == YAMUX_EXPECT_PAYLOAD && !y->rx_drop &&
+						     y->rx_id == s->id ?
+					     y->rx_left :
+					     0;
 		if (s->rx == RX_EXPECT_DATA && s->tx != TX_EXPECT_RST)
-			check((uint64_t)s->recv_avail + s->unconsumed + s->credit == s->recv_win,
-			      "recv_avail + unconsumed + credit == recv_win");
+			check((uint64_t)s->recv_avail + s->unconsumed + s->credit + in_flight ==
+				      s->recv_win,
+			      "recv_avail + unconsumed + credit + in flight == recv_win");
 		check(s->in_data == (s->queued && s->send_win && !(s->pend & (P_SYN | P_RST))),
 		      "data list membership");
 		if (s->pend)
@@ -747,6 +760,15 @@ static int on_stream_frame(wisp_yamux *y, uint8_t type, uint16_t flags, uint32_t
 		return WISP_OK;
 	}
 
+	if (flags & WISP_YAMUX_RST) {
+		/* before any window arithmetic: go-yamux puts an error code in the
+		 * length of an RST window update */
+		if (plen)
+			expect_payload(y, id, plen, flags, true);
+		remote_reset(y, s);
+		return WISP_OK;
+	}
+
 	if ((flags & WISP_YAMUX_ACK) && s->outbound && !s->acked) {
 		unack_drop(y, s);
 		if (!s->detached && y->cb.stream_acked)
@@ -771,17 +793,12 @@ static int on_stream_frame(wisp_yamux *y, uint8_t type, uint16_t flags, uint32_t
 		if (plen > s->recv_avail)
 			return WISP_ERR_FLOW_CONTROL;
 		s->recv_avail -= plen;
-		if (!(flags & WISP_YAMUX_RST)) {
-			/* the FIN, if any, applies after the payload */
-			expect_payload(y, id, plen, flags, false);
-			return WISP_OK;
-		}
-		expect_payload(y, id, plen, flags, true);
+		/* the FIN, if any, applies after the payload */
+		expect_payload(y, id, plen, flags, false);
+		return WISP_OK;
 	}
 
-	if (flags & WISP_YAMUX_RST)
-		remote_reset(y, s);
-	else if (flags & WISP_YAMUX_FIN)
+	if (flags & WISP_YAMUX_FIN)
 		remote_fin(y, s);
 	return WISP_OK;
 }
@@ -969,7 +986,7 @@ static bool emit_data(wisp_yamux *y, uint8_t *out, size_t cap, size_t *n)
 	size_t sendable = s->queued < s->send_win ? s->queued : s->send_win;
 	size_t room = cap - *n >= WISP_YAMUX_HEADER_LEN ? cap - *n - WISP_YAMUX_HEADER_LEN : 0;
 	size_t chunk = sendable < room ? sendable : room;
-	if (chunk == 0 || (chunk < sendable && chunk < MIN_CHUNK))
+	if (chunk == 0 || (chunk < sendable && chunk < MIN_CHUNK && *n))
 		return false;
 	put(y, out, n, WISP_YAMUX_DATA, 0, s->id, (uint32_t)chunk);
 	uint8_t *dst = out + *n;
@@ -1306,7 +1323,7 @@ static void start_ping(wisp_yamux *y, wisp_tstamp now)
 	y->ping_id = y->next_ping_id++;
 	y->ping_started = now;
 	if (y->cfg.rtt_interval_ns)
-		y->next_rtt_at = now + y->cfg.rtt_interval_ns;
+		y->next_rtt_at = sat_add(now, y->cfg.rtt_interval_ns);
 }
 
 int wisp_yamux_ping(wisp_yamux *y, wisp_tstamp now)
@@ -1336,11 +1353,11 @@ wisp_tstamp wisp_yamux_expiry(const wisp_yamux *y)
 	if (y->err)
 		return WISP_YAMUX_NEVER;
 	if (y->ping_queued || y->ping_out)
-		return y->cfg.ping_timeout_ns ? y->ping_started + y->cfg.ping_timeout_ns :
+		return y->cfg.ping_timeout_ns ? sat_add(y->ping_started, y->cfg.ping_timeout_ns) :
 						WISP_YAMUX_NEVER;
 	wisp_tstamp t = WISP_YAMUX_NEVER;
 	if (y->cfg.keepalive_ns)
-		t = y->last_rx + y->cfg.keepalive_ns;
+		t = sat_add(y->last_rx, y->cfg.keepalive_ns);
 	if (y->cfg.rtt_interval_ns && y->next_rtt_at < t)
 		t = y->next_rtt_at;
 	return t;
@@ -1354,7 +1371,7 @@ int wisp_yamux_handle_expiry(wisp_yamux *y, wisp_tstamp now)
 		return y->err;
 	y->now = now;
 	wisp_tstamp t = wisp_yamux_expiry(y);
-	if (now < t)
+	if (now < t || t == WISP_YAMUX_NEVER)
 		return WISP_OK;
 	if (y->ping_queued || y->ping_out) {
 		enter(y);

@@ -24,7 +24,8 @@
  *     frame, never on a data frame with payload: js handles the FIN flag of
  *     a data frame before its payload and drops that payload when its own
  *     write side is already closed.
- *   - RST as a zero-length window update.
+ *   - RST as a zero-length window update. An RST's length is ignored on
+ *     input (go-yamux puts an error code there).
  *   - ping replies carry exactly the ACK flag and the request's value; our
  *     own pings exactly SYN, one at a time (rust and js fail the session on an
  *     unsolicited or mismatched ping reply).
@@ -193,7 +194,9 @@ typedef struct wisp_yamux_callbacks {
 	/* An inbound SYN for id. Return 0 to accept: the session ACKs the stream
 	 * at the next pull; call wisp_yamux_set_user() here to attach state. Return
 	 * < 0 to refuse: the stream is dropped without stream_closed and an RST is
-	 * sent (counted as refused_app). NULL accepts every stream. */
+	 * sent (counted as refused_app). Calls on id are allowed in here; if the
+	 * callback resets id, stream_closed runs then and the return value is
+	 * ignored. NULL accepts every stream. */
 	int (*stream_open)(void *ctx, uint32_t id);
 	/* n > 0 payload bytes for stream id. p points into the buffer given to
 	 * wisp_yamux_read() and is valid only during the call. One data frame may

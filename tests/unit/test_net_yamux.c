@@ -697,16 +697,27 @@ static void test_reset(void **state)
 	assert_true(s->r[e].rx > 0);
 	assert_int_equal(c->r[e].err, WISP_ERR_RESET);
 
+	/* an RST carrying an error code in its length (go-yamux) resets the
+	 * stream and never touches the window */
+	uint32_t g = open_stream(c);
+	pump(c, s);
+	uint8_t rst[12];
+	frame(rst, WISP_YAMUX_WINDOW_UPDATE, WISP_YAMUX_RST, g, 0xffffffffu);
+	assert_int_equal(wisp_yamux_read(c->y, rst, 12, now_ns), 0);
+	assert_int_equal(c->r[g].err, WISP_ERR_RESET);
+	assert_int_equal(wisp_yamux_reset(s->y, g), 0);
+	pump(c, s);
+
 	/* an RST for the stream, after it closed on both sides, is ignored */
 	uint8_t raw[12];
 	frame(raw, WISP_YAMUX_WINDOW_UPDATE, WISP_YAMUX_RST, a, 0);
 	assert_int_equal(wisp_yamux_read(c->y, raw, 12, now_ns), 0);
 	wisp_yamux_stats st;
 	wisp_yamux_stats_get(c->y, &st);
-	assert_int_equal(st.resets_in, 2 + 1);
+	assert_int_equal(st.resets_in, 4);
 	assert_int_equal(st.streams, 0);
 	wisp_yamux_stats_get(s->y, &st);
-	assert_int_equal(st.resets_out, 3);
+	assert_int_equal(st.resets_out, 4);
 	assert_int_equal(st.streams, 0);
 	peer_free(c);
 	peer_free(s);
@@ -779,6 +790,15 @@ static void test_shared_buffer_and_writable(void **state)
 	pump(c, s);
 	assert_int_equal(c->r[id].writable, 1);
 	assert_int_equal(s->r[id].rx, 45000);
+
+	/* a small cap still moves data: frames as long as it allows */
+	assert_int_equal(send_pattern(c, id, 1000, 1000), 0);
+	for (int i = 0; i < 100 && wisp_yamux_stream_queued(c->y, id); i++) {
+		ssize_t k = wisp_yamux_pull(c->y, out, 50, now_ns);
+		assert_true(k == 50 || (k > 12 && !wisp_yamux_stream_queued(c->y, id)));
+		assert_int_equal(wisp_yamux_read(s->y, out, (size_t)k, now_ns), 0);
+	}
+	assert_int_equal(s->r[id].rx, 46000);
 
 	/* a pull buffer too small for a header */
 	assert_int_equal(wisp_yamux_ping(c->y, now_ns), 0);
