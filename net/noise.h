@@ -30,6 +30,12 @@
  * lists, and a handshake with two lists and no common entry fails. When
  * either list is empty, wisp_noise_muxer() is NULL and the connection
  * negotiates its muxer with multistream-select as usual.
+ * Interop: @chainsafe/libp2p-noise 16.1 (js-libp2p 2.x) as the initiator
+ * picks the first entry of the *responder's* list that it supports, so with
+ * two muxers listed in different orders js and wisp can pick different ones
+ * (checked against it: js [yamux, mplex] -> wisp [mplex, yamux] gives js
+ * mplex, wisp yamux). Advertise one muxer (wisp has only yamux) and both
+ * sides agree.
  *
  * State: one enum, named by what the object expects next (noise.c):
  *   initiator  SEND_MSG1 -> EXPECT_MSG2 -> SEND_MSG3 -> TRANSPORT

@@ -97,7 +97,7 @@ size_t wisp_noise_xx_msg_head(unsigned i);
 size_t wisp_noise_xx_msg_overhead(unsigned i);
 
 /* Writes the next handshake message carrying payload[0..plen) into
- * out[0..cap). payload may be anywhere, also inside out (it is moved to
+ * out[0..cap). payload (NULL when plen is 0) may be anywhere, also inside out (it is moved to
  * out + wisp_noise_xx_msg_head() first, so a caller may build it there and
  * avoid the copy). After the third message the transport keys are split.
  * Returns the message length (head + plen (+ 16 when encrypted)), or
