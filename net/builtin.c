@@ -340,7 +340,7 @@ static void ping_data(wisp_stream *st, const uint8_t *p, size_t n)
 	if (!st->outbound) {
 		/* Echo whatever comes; a peer that sends without reading loses
 		 * the stream. */
-		if (wisp_stream_queued(st) > PING_MAX_QUEUED || wisp_stream_write_copy(st, p, n) != WISP_OK) {
+		if (wisp_stream_queued(st) > PING_MAX_QUEUED || wisp_stream_answer_copy(st, p, n) != WISP_OK) {
 			wisp_stream_reset(st);
 			return;
 		}
@@ -551,13 +551,14 @@ static void echo_data(wisp_stream *st, const uint8_t *p, size_t n)
 		return;
 	}
 	echo_server *es = st->user;
-	if (wisp_stream_write_copy(st, p, n) != WISP_OK) {
+	if (wisp_stream_answer_copy(st, p, n) != WISP_OK) {
 		wisp_stream_reset(st);
 		return;
 	}
 	/* Credit the peer's window only while our echoes drain: a peer that
-	 * does not read stops being able to send (yamux backpressure). */
-	if (wisp_stream_queued(st) <= ECHO_QUEUE)
+	 * does not read stops being able to send (yamux backpressure), so
+	 * what we hold is bounded by the windows we granted. */
+	if (!es->uncredited && wisp_stream_queued(st) <= ECHO_QUEUE && wisp_stream_conn_room(st))
 		wisp_stream_consumed(st, n);
 	else
 		es->uncredited += n;
@@ -570,7 +571,7 @@ static void echo_writable(wisp_stream *st)
 		return;
 	}
 	echo_server *es = st->user;
-	if (es->uncredited && wisp_stream_queued(st) <= ECHO_QUEUE) {
+	if (es->uncredited && wisp_stream_queued(st) <= ECHO_QUEUE && wisp_stream_conn_room(st)) {
 		wisp_stream_consumed(st, es->uncredited);
 		es->uncredited = 0;
 	}
@@ -624,6 +625,7 @@ typedef struct test_stream {
 	uint32_t index;
 	wisp_echo_gen tx, rx;
 	uint64_t sent, recv;
+	wisp_buf *held;  /* a chunk the send budget refused, sent first */
 	bool fin_recv;
 	bool ok;
 	/* rtt */
@@ -702,6 +704,7 @@ static void test_stream_closed(wisp_stream *st, int err)
 	wisp_tstamp now = now_of(s);
 	if (now > r->t_end)
 		r->t_end = now;
+	wisp_buf_unref(ts->held);
 	wisp_free(s->node->mem, ts);
 	st->user = NULL;
 	if (--r->live == 0)
@@ -714,28 +717,38 @@ static void echo_pump(wisp_stream *st, test_stream *ts)
 {
 	test_run *r = ts->run;
 	uint64_t total = r->cmd.test.bytes;
-	while (ts->sent < total && wisp_stream_queued(st) < TEST_QUEUE) {
-		size_t n = total - ts->sent < CHUNK ? (size_t)(total - ts->sent) : CHUNK;
-		wisp_buf *b = wisp_buf_alloc(r->shard->node->pool, n);
+	while ((ts->held || ts->sent < total) && wisp_stream_queued(st) < TEST_QUEUE) {
+		wisp_buf *b = ts->held;
+		ts->held = NULL;
 		if (!b) {
-			if (wisp_stream_queued(st) == 0) {
-				r->err = WISP_ERR_NOMEM;
-				wisp_stream_reset(st);
+			size_t n = total - ts->sent < CHUNK ? (size_t)(total - ts->sent) : CHUNK;
+			b = wisp_buf_alloc(r->shard->node->pool, n);
+			if (!b) {
+				if (wisp_stream_queued(st) == 0) {
+					r->err = WISP_ERR_NOMEM;
+					wisp_stream_reset(st);
+				}
+				return; /* the next writable retries */
 			}
-			return; /* the next writable retries */
+			wisp_echo_gen_fill(&ts->tx, b->data, n);
+			b->len = (uint32_t)n;
+			ts->sent += n;
 		}
-		wisp_echo_gen_fill(&ts->tx, b->data, n);
-		b->len = (uint32_t)n;
-		int err = wisp_stream_write(st, b, 0, n);
+		int err = wisp_stream_write(st, b, 0, b->len);
+		if (err == WISP_ERR_LIMIT) {
+			/* over the connection's send budget: keep the chunk;
+			 * writable() runs once the connection has drained */
+			ts->held = b;
+			return;
+		}
 		wisp_buf_unref(b);
 		if (err) {
 			r->err = err;
 			wisp_stream_reset(st);
 			return;
 		}
-		ts->sent += n;
 	}
-	if (ts->sent == total && total)
+	if (ts->sent == total && total && !ts->held)
 		wisp_stream_close(st);
 }
 

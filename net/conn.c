@@ -51,6 +51,8 @@ struct wisp_conn {
 	wisp_stream *dead; /* closed, freed when the outermost call returns */
 	uint32_t depth;
 	uint32_t proto_count[WISP_PROTO_MAX];
+	size_t pending;      /* pulled, not yet taken by the kernel (the owner's count) */
+	bool budget_blocked; /* a write was refused: wake the streams when it drains */
 	wisp_conn_stats stats;
 };
 
@@ -785,10 +787,21 @@ int wisp_conn_open_stream(wisp_conn *c, const wisp_proto *proto, uint64_t cookie
 	return WISP_OK;
 }
 
+static bool over_budget(wisp_conn *c, size_t more)
+{
+	if (!c->cfg.send_budget || wisp_conn_queued(c) + c->pending + more <= c->cfg.send_budget)
+		return false;
+	c->stats.budget_refused++;
+	c->budget_blocked = true;
+	return true;
+}
+
 int wisp_stream_write(wisp_stream *s, wisp_buf *b, size_t off, size_t len)
 {
 	if (s->state != STREAM_OPEN)
 		return WISP_ERR_STATE;
+	if (over_budget(s->conn, len))
+		return WISP_ERR_LIMIT;
 	return wisp_yamux_write(s->conn->yamux, s->id, b, off, len);
 }
 
@@ -796,7 +809,39 @@ int wisp_stream_write_copy(wisp_stream *s, const void *p, size_t n)
 {
 	if (s->state != STREAM_OPEN)
 		return WISP_ERR_STATE;
+	if (over_budget(s->conn, n))
+		return WISP_ERR_LIMIT;
 	return wisp_yamux_write_copy(s->conn->yamux, s->id, s->conn->cfg.pool, p, n);
+}
+
+int wisp_stream_answer_copy(wisp_stream *s, const void *p, size_t n)
+{
+	if (s->state != STREAM_OPEN)
+		return WISP_ERR_STATE;
+	return wisp_yamux_write_copy(s->conn->yamux, s->id, s->conn->cfg.pool, p, n);
+}
+
+bool wisp_stream_conn_room(const wisp_stream *s)
+{
+	const wisp_conn *c = s->conn;
+	return !c->cfg.send_budget || wisp_conn_queued(c) + c->pending <= c->cfg.send_budget / 2;
+}
+
+void wisp_conn_set_pending(wisp_conn *c, size_t bytes)
+{
+	c->pending = bytes;
+	if (!c->budget_blocked || c->state != CONN_OPEN || wisp_conn_queued(c) + c->pending > c->cfg.send_budget / 2)
+		return;
+	/* Drained to half the budget: every stream may write again. A
+	 * handler that writes here may block the budget again; the walk
+	 * still reaches every stream once. */
+	c->budget_blocked = false;
+	c->depth++;
+	for (wisp_stream *s = c->streams; s; s = s->next)
+		if (s->state == STREAM_OPEN && s->proto->ops->writable)
+			s->proto->ops->writable(s);
+	if (--c->depth == 0)
+		reap_dead(c);
 }
 
 void wisp_stream_consumed(wisp_stream *s, size_t n)

@@ -113,11 +113,21 @@ struct wisp_stream {
 };
 
 /* Queue b->data[off..off+len) (the stream takes its own reference).
- * Errors: WISP_ERR_STATE (not open), WISP_ERR_CLOSED, WISP_ERR_NOMEM. */
+ * Errors: WISP_ERR_STATE (not open), WISP_ERR_CLOSED, WISP_ERR_NOMEM,
+ * WISP_ERR_LIMIT (the connection's send budget is used up: the peer is not
+ * reading fast enough; every open stream's writable() runs once it has
+ * drained to half the budget). */
 int wisp_stream_write(wisp_stream *s, wisp_buf *b, size_t off, size_t len) WISP_NONNULL(1, 2) WISP_WARN_UNUSED;
 /* Copy p[0..n) into a pooled buffer and queue it (small writes).
  * Errors: as wisp_stream_write(), WISP_ERR_INVALID_ARG (too large). */
 int wisp_stream_write_copy(wisp_stream *s, const void *p, size_t n) WISP_NONNULL(1) WISP_WARN_UNUSED;
+/* For handlers that send back what they received (echo, ping): not refused
+ * by the send budget, because what they queue is bounded by the receive
+ * window they themselves grant. Errors: as wisp_stream_write_copy() but
+ * never WISP_ERR_LIMIT. */
+int wisp_stream_answer_copy(wisp_stream *s, const void *p, size_t n) WISP_NONNULL(1) WISP_WARN_UNUSED;
+/* True when the connection is within half its send budget. */
+bool wisp_stream_conn_room(const wisp_stream *s) WISP_NONNULL(1);
 /* The handler is done with n more received bytes. */
 void wisp_stream_consumed(wisp_stream *s, size_t n) WISP_NONNULL(1);
 /* Half-close (FIN after queued data). Idempotent. */
@@ -147,6 +157,8 @@ typedef struct wisp_conn_config {
 	wisp_pool *pool;                  /* output buffers */
 	wisp_yamux_config yamux;
 	uint64_t handshake_timeout_ns;    /* from creation until the muxer is up (10 s) */
+	size_t send_budget;               /* bytes queued (here and in the kernel's path) past which
+					     stream writes are refused with WISP_ERR_LIMIT; 0 = none */
 	bool inline_muxer;                /* list /yamux/1.0.0 in the Noise handshake (true) */
 } wisp_conn_config;
 
@@ -164,6 +176,7 @@ typedef struct wisp_conn_stats {
 	uint64_t streams_refused;           /* inbound: unknown protocol (we said na) */
 	uint64_t streams_capped;            /* inbound: protocol's per-connection cap reached */
 	uint64_t negotiation_errors;        /* stream multistream-select failures */
+	uint64_t budget_refused;            /* stream writes refused by the send budget */
 } wisp_conn_stats;
 
 /* A connection; dialer: we opened the TCP connection (Noise initiator,
@@ -191,6 +204,9 @@ wisp_buf *wisp_conn_pull(wisp_conn *c, wisp_tstamp now, int *err) WISP_NONNULL(1
 bool wisp_conn_wants_write(const wisp_conn *c) WISP_NONNULL(1);
 /* Bytes queued inside the connection, not yet pulled: for the send budget. */
 size_t wisp_conn_queued(const wisp_conn *c) WISP_NONNULL(1);
+/* The owner tells how many pulled bytes still wait for the kernel; they
+ * count against the send budget. May run writable() callbacks. */
+void wisp_conn_set_pending(wisp_conn *c, size_t bytes) WISP_NONNULL(1);
 
 wisp_tstamp wisp_conn_expiry(const wisp_conn *c) WISP_NONNULL(1);
 /* Handshake timeout (WISP_ERR_TIMEOUT) and yamux keep-alive. Returns 0 or

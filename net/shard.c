@@ -285,8 +285,10 @@ static void t_sent(void *ctx, wisp_tcp_conn *t)
 {
 	(void)ctx;
 	wisp_shard_conn *sc = conn_of(t);
-	if (sc->conn && !sc->closing)
+	if (sc->conn && !sc->closing) {
+		wisp_conn_set_pending(sc->conn, wisp_tcp_queued(t));
 		wisp_shard_mark(sc);
+	}
 }
 
 static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
@@ -325,6 +327,7 @@ static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 {
 	if (sc->closing || !sc->conn)
 		return;
+	wisp_conn_set_pending(sc->conn, wisp_tcp_queued(&sc->tcp));
 	for (;;) {
 		uint64_t queued = wisp_tcp_queued(&sc->tcp);
 		if (queued >= s->budget || wisp_tcp_room(&sc->tcp) == 0) {
@@ -362,6 +365,7 @@ static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 		sc->over_budget_since = 0;
 		arm_timer(sc);
 	}
+	wisp_conn_set_pending(sc->conn, wisp_tcp_queued(&sc->tcp));
 }
 
 static bool shard_flush(void *arg, wisp_tstamp now)
@@ -449,6 +453,7 @@ int wisp_shard_start(wisp_shard *s, wisp_node *n, uint32_t index, wisp_loop *loo
 	s->ccfg.protos = &n->protos;
 	s->ccfg.pool = n->pool;
 	s->ccfg.handshake_timeout_ns = n->net.handshake_timeout_ns;
+	s->ccfg.send_budget = n->net.conn_send_budget;
 	s->ccfg.yamux.max_streams = n->net.max_streams_per_conn;
 	s->n_slots = n->net.max_conns_per_worker;
 	s->slots = wisp_calloc(n->mem, s->n_slots, sizeof(*s->slots));
