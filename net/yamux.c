@@ -950,8 +950,9 @@ static void emit_ctrl(wisp_yamux *y, struct ystream *s, uint8_t *out, size_t *n)
 		wisp_tstamp now = y->now;
 		/* auto-tune: half a window used in under two round trips means
 		 * the window, not the reader, limits the peer: double it */
+		uint64_t rtt = y->rtt > y->cfg.tune_min_rtt_ns ? y->rtt : y->cfg.tune_min_rtt_ns;
 		if (!(s->pend & (P_SYN | P_ACK)) && y->rtt && s->recv_win < y->cfg.max_window &&
-		    now - s->epoch < 2 * y->rtt) {
+		    now - s->epoch < 2 * rtt) {
 			uint32_t grow = min_u32(s->recv_win, y->cfg.max_window - s->recv_win);
 			s->recv_win += grow;
 			s->credit += grow;
@@ -1246,6 +1247,7 @@ void wisp_yamux_config_default(wisp_yamux_config *c)
 	c->keepalive_ns = 30 * WISP_NS_PER_S;
 	c->ping_timeout_ns = 10 * WISP_NS_PER_S;
 	c->rtt_interval_ns = 30 * WISP_NS_PER_S;
+	c->tune_min_rtt_ns = WISP_NS_PER_MS;
 	c->max_ctrl_bytes = 16u << 10;
 }
 

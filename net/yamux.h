@@ -184,6 +184,9 @@ typedef struct wisp_yamux_config {
 	uint64_t rtt_interval_ns; /* measure the RTT (for auto-tune) with a ping at creation and
 				     then this often, busy or not; 0 = only keep-alive and explicit
 				     pings measure it (default 30 s) */
+	uint64_t tune_min_rtt_ns; /* auto-tune treats the RTT as at least this: a ping through two
+				     busy event loops on loopback reads a few microseconds, which
+				     would keep the window from ever growing (default 1 ms) */
 	size_t max_ctrl_bytes;    /* bound on session control frames (ping replies, refusal RSTs)
 				     queued for pull(); past it WISP_ERR_LIMIT (default 16 KiB) */
 } wisp_yamux_config;
