@@ -376,7 +376,7 @@ ssize_t wisp_multiaddr_sockaddr(const uint8_t *ma, size_t n, uint64_t transport,
 				struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	wisp_ma_iter it;
-	wisp_ma_component ip, tp;
+	wisp_ma_component ip = { 0 }, tp = { 0 }; /* gcc -O2 cannot see wisp_ma_next() fill them */
 	wisp_ma_iter_init(&it, ma, n);
 	int r = wisp_ma_next(&it, &ip);
 	if (r <= 0)
