@@ -162,6 +162,19 @@ node.addEventListener('connection:open', (evt) => {
     if (!closeReason.has(conn.id)) closeReason.set(conn.id, `aborted: ${errMessage(err)}`)
     abort(err)
   }
+  // Only js's connection monitor (the keep-alive: a /ipfs/ping/1.0.0 round
+  // trip on every connection every 10 s, aborting the connection when it
+  // fails) sets conn.rtt; report each successful keep-alive ping.
+  let rtt
+  Object.defineProperty(conn, 'rtt', {
+    configurable: true,
+    enumerable: true,
+    get: () => rtt,
+    set: (v) => {
+      rtt = v
+      emit({ event: 'keepalive', peer_id: conn.remotePeer.toString(), direction: conn.direction, rtt_ms: v })
+    }
+  })
   emit({
     event: 'connected',
     peer_id: conn.remotePeer.toString(),

@@ -11,6 +11,7 @@ export class JsonPeer {
     this.name = name
     this.log = log
     this.events = [] // every event, in arrival order
+    this.times = [] // Date.now() at each event's arrival
     this.taken = new Set() // indexes of events handed out by expect()
     this.waiters = new Set()
     this.exit = null // { code, signal } once the process is gone
@@ -38,6 +39,7 @@ export class JsonPeer {
       }
       if (this.log) console.log(`${name}< ${line}`)
       this.events.push(ev)
+      this.times.push(Date.now())
       for (const w of this.waiters) w.check()
     })
     createInterface({ input: this.child.stderr, crlfDelay: Infinity }).on('line', (line) => {
@@ -52,7 +54,8 @@ export class JsonPeer {
   }
 
   // Resolves to the first event not yet taken that satisfies pred (an
-  // object of fields to match, or a function), marking it taken. Rejects
+  // object of fields to match, or a function of the event and its index in
+  // this.events), marking it taken. Rejects
   // when timeoutMs passes or the process exits first.
   expect (pred, timeoutMs, what = JSON.stringify(pred)) {
     const match = typeof pred === 'function'
@@ -62,7 +65,7 @@ export class JsonPeer {
       const w = {
         check: () => {
           for (let i = 0; i < this.events.length; i++) {
-            if (!this.taken.has(i) && match(this.events[i])) {
+            if (!this.taken.has(i) && match(this.events[i], i)) {
               this.taken.add(i)
               done()
               resolve(this.events[i])

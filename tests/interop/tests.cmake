@@ -42,3 +42,15 @@ if(TARGET wisp-keygen AND TARGET wisp-peerid)
 else()
   message(STATUS "identity tool tests need WISP_BUILD_TOOLS=ON")
 endif()
+
+# wisp-node against js-peer.mjs, both dialing directions: connect, identify,
+# ping, echo, rtt, perf, keep-alive, close, stats, quit (wisp_js_interop.mjs).
+# Exit 77 (skipped) when node is older than 20 or node_modules is missing.
+if(WISP_NODE AND WISP_NPM AND TARGET wisp-node AND TARGET wisp-keygen)
+  add_test(NAME interop_wisp_js
+    COMMAND ${WISP_NODE} ${_interop_dir}/wisp_js_interop.mjs
+            --wisp-node $<TARGET_FILE:wisp-node> --wisp-keygen $<TARGET_FILE:wisp-keygen>)
+  set_tests_properties(interop_wisp_js PROPERTIES
+    FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 300
+    SKIP_RETURN_CODE 77 PROCESSORS 2)
+endif()
