@@ -435,8 +435,10 @@ static void test_timers_fire_in_order(void **state)
 	assert_int_equal(wisp_actor_init(&actor, &r.loops[0], &timers_ops, &s, 16, (uint32_t)r.n), WISP_OK);
 	rt_run(&r);
 	assert_true(wait_fd(s.done_fd, 1));
-	assert_int_equal(wisp_stat_get(&r.loops[0].timers_fired), 3);
 	rt_stop(&r);
+	/* read after the join: the last callback signals before the loop
+	 * counts it */
+	assert_int_equal(wisp_stat_get(&r.loops[0].timers_fired), 3);
 	assert_int_equal(s.fired, 3);
 	assert_int_equal(s.order[0], 1);
 	assert_int_equal(s.order[1], 2);
