@@ -526,7 +526,37 @@ static const wisp_stream_ops perf_ops = {
 
 typedef struct echo_server {
 	size_t uncredited; /* echoed but not yet credited back to the peer's window */
+	wisp_buf *cur;     /* echoes are packed into this buffer until it is full */
 } echo_server;
+
+/* Queue p[0..n) back on the stream, packed into 64 KiB pool buffers: bytes
+ * arrive in pieces of any size, and a buffer per piece would hold up to four
+ * times the bytes in pool memory. Bytes already queued from cur are never
+ * touched again; new ones go after them. */
+static int echo_queue(wisp_stream *st, echo_server *es, const uint8_t *p, size_t n)
+{
+	while (n) {
+		if (!es->cur || es->cur->len == es->cur->cap) {
+			wisp_buf_unref(es->cur);
+			es->cur = wisp_buf_alloc(shard_of(st)->node->pool, CHUNK);
+			if (!es->cur)
+				return WISP_ERR_NOMEM;
+			es->cur->len = 0;
+		}
+		size_t k = es->cur->cap - es->cur->len;
+		if (k > n)
+			k = n;
+		memcpy(es->cur->data + es->cur->len, p, k);
+		size_t off = es->cur->len;
+		es->cur->len += (uint32_t)k;
+		int err = wisp_stream_answer(st, es->cur, off, k);
+		if (err)
+			return err;
+		p += k;
+		n -= k;
+	}
+	return WISP_OK;
+}
 
 static void echo_client_data(wisp_stream *st, const uint8_t *p, size_t n);
 static void echo_client_writable(wisp_stream *st);
@@ -551,7 +581,7 @@ static void echo_data(wisp_stream *st, const uint8_t *p, size_t n)
 		return;
 	}
 	echo_server *es = st->user;
-	if (wisp_stream_answer_copy(st, p, n) != WISP_OK) {
+	if (echo_queue(st, es, p, n) != WISP_OK) {
 		wisp_stream_reset(st);
 		return;
 	}
@@ -592,7 +622,10 @@ static void echo_closed(wisp_stream *st, int err)
 		test_stream_closed(st, err);
 		return;
 	}
-	wisp_free(shard_of(st)->node->mem, st->user);
+	echo_server *es = st->user;
+	if (es)
+		wisp_buf_unref(es->cur);
+	wisp_free(shard_of(st)->node->mem, es);
 	st->user = NULL;
 }
 

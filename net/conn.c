@@ -821,10 +821,20 @@ int wisp_stream_answer_copy(wisp_stream *s, const void *p, size_t n)
 	return wisp_yamux_write_copy(s->conn->yamux, s->id, s->conn->cfg.pool, p, n);
 }
 
+int wisp_stream_answer(wisp_stream *s, wisp_buf *b, size_t off, size_t len)
+{
+	if (s->state != STREAM_OPEN)
+		return WISP_ERR_STATE;
+	return wisp_yamux_write(s->conn->yamux, s->id, b, off, len);
+}
+
 bool wisp_stream_conn_room(const wisp_stream *s)
 {
-	const wisp_conn *c = s->conn;
-	return !c->cfg.send_budget || wisp_conn_queued(c) + c->pending <= c->cfg.send_budget / 2;
+	wisp_conn *c = s->conn;
+	if (!c->cfg.send_budget || wisp_conn_queued(c) + c->pending <= c->cfg.send_budget / 2)
+		return true;
+	c->budget_blocked = true; /* the caller waits for writable() */
+	return false;
 }
 
 void wisp_conn_set_pending(wisp_conn *c, size_t bytes)

@@ -126,7 +126,11 @@ int wisp_stream_write_copy(wisp_stream *s, const void *p, size_t n) WISP_NONNULL
  * window they themselves grant. Errors: as wisp_stream_write_copy() but
  * never WISP_ERR_LIMIT. */
 int wisp_stream_answer_copy(wisp_stream *s, const void *p, size_t n) WISP_NONNULL(1) WISP_WARN_UNUSED;
-/* True when the connection is within half its send budget. */
+/* The same for bytes already in a pooled buffer (the stream takes a
+ * reference on b). */
+int wisp_stream_answer(wisp_stream *s, wisp_buf *b, size_t off, size_t len) WISP_NONNULL(1, 2) WISP_WARN_UNUSED;
+/* True when the connection is within half its send budget; when not, every
+ * open stream hears writable() once it is. */
 bool wisp_stream_conn_room(const wisp_stream *s) WISP_NONNULL(1);
 /* The handler is done with n more received bytes. */
 void wisp_stream_consumed(wisp_stream *s, size_t n) WISP_NONNULL(1);

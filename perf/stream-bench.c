@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -59,7 +60,7 @@
 static struct {
 	const char *wisp_node, *js_peer, *node, *pairs;
 	int runs, wisp_workers;
-	bool skip_js, warmup;
+	bool skip_js, warmup, split;
 	uint64_t perf_bytes, echo_bytes, crypto_bytes;
 	uint32_t rtt_size, rtt_count, js_rtt_count;
 } cfg = {
@@ -67,6 +68,7 @@ static struct {
 	.pairs = "wisp-wisp,js-js,wisp-js,js-wisp",
 	.runs = 5,
 	.warmup = true,
+	.split = true,
 	.perf_bytes = 256 * MiB,
 	.echo_bytes = 64 * MiB,
 	.crypto_bytes = 256 * MiB,
@@ -359,7 +361,28 @@ typedef struct peer {
 
 /* Starts argv with pipes on its stdin, stdout and stderr. The child gets
  * SIGTERM if this process dies first, so no peer outlives the bench. */
-static int peer_spawn(peer *p, char *const argv[])
+/* Restrict the calling process to the lower (half 1) or upper (half 2) half
+ * of the CPUs it may use. */
+static void cpu_half(int half)
+{
+	cpu_set_t all, mine;
+	if (!half || sched_getaffinity(0, sizeof(all), &all) != 0)
+		return;
+	int n = CPU_COUNT(&all), seen = 0;
+	if (n < 2)
+		return;
+	CPU_ZERO(&mine);
+	for (int c = 0; c < CPU_SETSIZE && seen < n; c++) {
+		if (!CPU_ISSET(c, &all))
+			continue;
+		if ((half == 1) == (seen < n / 2))
+			CPU_SET(c, &mine);
+		seen++;
+	}
+	(void)sched_setaffinity(0, sizeof(mine), &mine);
+}
+
+static int peer_spawn(peer *p, char *const argv[], int half)
 {
 	int in[2], out[2], err[2];
 	p->pid = -1;
@@ -376,6 +399,7 @@ static int peer_spawn(peer *p, char *const argv[])
 		if (getppid() != parent)
 			_exit(127);
 		signal(SIGPIPE, SIG_DFL); /* ignored here, and exec would keep that */
+		cpu_half(half);
 		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
 			_exit(127);
 		execvp(argv[0], argv);
@@ -730,7 +754,10 @@ static int spawn_side(pair *pr, bool server)
 		}
 	}
 	argv[k] = NULL;
-	if (peer_spawn(p, argv)) {
+	/* Servers on the upper half of the CPUs, clients on the lower: wisp
+	 * pins its workers within the CPUs it may use, and two processes
+	 * pinned to the same core would take turns on it. */
+	if (peer_spawn(p, argv, cfg.split ? (server ? 2 : 1) : 0)) {
 		printf("# %s: cannot start: %s\n", p->name, strerror(errno));
 		return -1;
 	}
@@ -896,7 +923,7 @@ static bool node_version(char *out, size_t cap)
 	memset(&p, 0, sizeof(p));
 	snprintf(p.name, sizeof(p.name), "node --version");
 	char *argv[] = { (char *)cfg.node, "--version", NULL };
-	if (peer_spawn(&p, argv))
+	if (peer_spawn(&p, argv, 0))
 		return false;
 	close(p.in);
 	p.in = -1;
@@ -1052,6 +1079,7 @@ static void usage(FILE *f)
 		"  --pairs LIST        comma-separated subset of the pairs (default all)\n"
 		"  --skip-js           wisp-wisp only (also when node or node_modules is missing)\n"
 		"  --no-warmup         count from the first round\n"
+		"  --no-split          do not keep servers and clients on separate halves of the CPUs\n"
 		"  --perf-bytes SIZE   perf download per run (default 256M; K, M, G suffixes)\n"
 		"  --echo-bytes SIZE   echo payload per run (default 64M)\n"
 		"  --rtt-size N        request size (default 1024)\n"
@@ -1071,7 +1099,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "runs", required_argument, NULL, 'r' },	  { "pairs", required_argument, NULL, 'P' },
-		{ "skip-js", no_argument, NULL, 's' },		  { "no-warmup", no_argument, NULL, 'W' },
+		{ "skip-js", no_argument, NULL, 's' },		  { "no-split", no_argument, NULL, 'S' },		  { "no-warmup", no_argument, NULL, 'W' },
 		{ "perf-bytes", required_argument, NULL, 'p' },	  { "echo-bytes", required_argument, NULL, 'e' },
 		{ "rtt-size", required_argument, NULL, 'z' },	  { "rtt-count", required_argument, NULL, 'c' },
 		{ "js-rtt-count", required_argument, NULL, 'C' }, { "crypto-bytes", required_argument, NULL, 'b' },
@@ -1087,6 +1115,7 @@ int main(int argc, char **argv)
 		case 'r': cfg.runs = atoi(optarg); bad |= cfg.runs < 1 || cfg.runs > MAX_RUNS; break;
 		case 'P': cfg.pairs = optarg; break;
 		case 's': cfg.skip_js = true; break;
+		case 'S': cfg.split = false; break;
 		case 'W': cfg.warmup = false; break;
 		case 'p': bad |= !(cfg.perf_bytes = parse_size(optarg)); break;
 		case 'e': bad |= !(cfg.echo_bytes = parse_size(optarg)); break;
