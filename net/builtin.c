@@ -308,14 +308,9 @@ static void ping_report(wisp_stream *st, ping_client *pc, int status, uint64_t r
 	pc->reported = true;
 	if (status)
 		wisp_stat_add_shared(&s->node->net.ping_errors, 1);
-	wisp_buf *b = wisp_buf_alloc(s->node->pool, sizeof(wisp_ping_info));
-	if (b) {
-		wisp_ping_info *pi = (wisp_ping_info *)b->data;
-		memset(pi, 0, sizeof(*pi));
-		peer_fields(sc, NULL, &pi->peer, pi->peer_text, sizeof(pi->peer_text));
-		pi->rtt_ns = rtt;
-		b->len = sizeof(*pi);
-	}
+	wisp_buf *b = wisp_ping_result_buf(s->node->pool, wisp_conn_remote_id(sc->conn));
+	if (b)
+		((wisp_ping_info *)b->data)->rtt_ns = rtt;
 	emit(s, WISP_EVENT_PING, status, pc->cookie, b);
 }
 
@@ -408,15 +403,7 @@ void wisp_builtin_ping(wisp_shard *s, wisp_shard_conn *sc, const wisp_peer_cmd *
 		}
 	}
 	wisp_stat_add_shared(&s->node->net.ping_errors, 1);
-	wisp_buf *b = wisp_buf_alloc(s->node->pool, sizeof(wisp_ping_info));
-	if (b) {
-		wisp_ping_info *pi = (wisp_ping_info *)b->data;
-		memset(pi, 0, sizeof(*pi));
-		pi->peer = c->peer;
-		wisp_peer_text(&c->peer, pi->peer_text, sizeof(pi->peer_text));
-		b->len = sizeof(*pi);
-	}
-	emit(s, WISP_EVENT_PING, err, cookie, b);
+	emit(s, WISP_EVENT_PING, err, cookie, wisp_ping_result_buf(s->node->pool, &c->peer));
 }
 
 /* ---- perf server ------------------------------------------------------- */
@@ -676,13 +663,9 @@ static int cmp_u64(const void *a, const void *b)
 static void test_report(test_run *r)
 {
 	wisp_shard *s = r->shard;
-	wisp_buf *b = wisp_buf_alloc(s->node->pool, sizeof(wisp_test_result));
+	wisp_buf *b = wisp_test_result_buf(s->node->pool, &r->cmd.peer, &r->cmd.test);
 	if (b) {
 		wisp_test_result *t = (wisp_test_result *)b->data;
-		memset(t, 0, sizeof(*t));
-		t->peer = r->cmd.peer;
-		wisp_peer_text(&r->cmd.peer, t->peer_text, sizeof(t->peer_text));
-		t->test = r->cmd.test;
 		t->ok = r->ok && !r->err;
 		t->elapsed_ns = r->t_end > r->t0 ? r->t_end - r->t0 : 0;
 		t->bytes = r->bytes;
@@ -701,7 +684,6 @@ static void test_report(test_run *r)
 			t->upload_ns = r->t_first - r->t0;
 			t->download_ns = r->t_end > r->t_first ? r->t_end - r->t_first : 0;
 		}
-		b->len = sizeof(*t);
 	}
 	emit(s, WISP_EVENT_TEST, r->err, r->cookie, b);
 	EVP_MD_CTX_free(r->sha);

@@ -219,34 +219,43 @@ static void on_dial(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 	m->buf = NULL; /* the worker has it now */
 }
 
+wisp_buf *wisp_ping_result_buf(wisp_pool *pool, const wisp_peer_id *peer)
+{
+	wisp_buf *b = wisp_buf_alloc(pool, sizeof(wisp_ping_info));
+	if (b) {
+		wisp_ping_info *pi = (wisp_ping_info *)b->data;
+		memset(pi, 0, sizeof(*pi));
+		pi->peer = *peer;
+		wisp_peer_text(peer, pi->peer_text, sizeof(pi->peer_text));
+		b->len = sizeof(*pi);
+	}
+	return b;
+}
+
+wisp_buf *wisp_test_result_buf(wisp_pool *pool, const wisp_peer_id *peer, const wisp_test_spec *spec)
+{
+	wisp_buf *b = wisp_buf_alloc(pool, sizeof(wisp_test_result));
+	if (b) {
+		wisp_test_result *t = (wisp_test_result *)b->data;
+		memset(t, 0, sizeof(*t));
+		t->peer = *peer;
+		t->test = *spec;
+		wisp_peer_text(peer, t->peer_text, sizeof(t->peer_text));
+		b->len = sizeof(*t);
+	}
+	return b;
+}
+
 static void cmd_failed(struct wisp_peers *p, wisp_actor *a, const wisp_peer_cmd *c, uint64_t cookie, int err)
 {
 	switch (c->kind) {
-	case WISP_PEER_PING: {
-		wisp_buf *b = wisp_buf_alloc(p->node->pool, sizeof(wisp_ping_info));
-		if (b) {
-			wisp_ping_info *pi = (wisp_ping_info *)b->data;
-			memset(pi, 0, sizeof(*pi));
-			pi->peer = c->peer;
-			wisp_peer_text(&c->peer, pi->peer_text, sizeof(pi->peer_text));
-			b->len = sizeof(*pi);
-		}
-		wisp_node_emit(p->node, a->loop, WISP_EVENT_PING, err, cookie, b);
+	case WISP_PEER_PING:
+		wisp_node_emit(p->node, a->loop, WISP_EVENT_PING, err, cookie, wisp_ping_result_buf(p->node->pool, &c->peer));
 		break;
-	}
-	case WISP_PEER_TEST: {
-		wisp_buf *b = wisp_buf_alloc(p->node->pool, sizeof(wisp_test_result));
-		if (b) {
-			wisp_test_result *t = (wisp_test_result *)b->data;
-			memset(t, 0, sizeof(*t));
-			t->peer = c->peer;
-			t->test = c->test;
-			wisp_peer_text(&c->peer, t->peer_text, sizeof(t->peer_text));
-			b->len = sizeof(*t);
-		}
-		wisp_node_emit(p->node, a->loop, WISP_EVENT_TEST, err, cookie, b);
+	case WISP_PEER_TEST:
+		wisp_node_emit(p->node, a->loop, WISP_EVENT_TEST, err, cookie,
+			       wisp_test_result_buf(p->node->pool, &c->peer, &c->test));
 		break;
-	}
 	case WISP_PEER_CLOSE:
 		emit_peer(p, a, WISP_EVENT_CLOSED, err, cookie, &c->peer, false, "", NULL, 0);
 		break;

@@ -74,4 +74,10 @@ void wisp_peers_addr_text(const struct sockaddr *sa, char *out, size_t cap);
 /* Fill an event's peer text fields. */
 void wisp_peer_text(const wisp_peer_id *id, char *out, size_t cap);
 
+/* The payload of a PING or TEST result about peer, zeroed but for the peer
+ * (and the test); NULL when the pool is empty (the event then goes without). */
+struct wisp_pool;
+struct wisp_buf *wisp_ping_result_buf(struct wisp_pool *pool, const wisp_peer_id *peer);
+struct wisp_buf *wisp_test_result_buf(struct wisp_pool *pool, const wisp_peer_id *peer, const wisp_test_spec *t);
+
 #endif
