@@ -893,6 +893,11 @@ int wisp_conn_err(const wisp_conn *c)
 	return c->state == CONN_FAILED ? c->err : WISP_OK;
 }
 
+bool wisp_conn_input_partial(const wisp_conn *c)
+{
+	return c->rx_len != 0 || (c->state == CONN_EXPECT_MUXER && c->mux_len != 0);
+}
+
 uint32_t wisp_conn_proto_streams(const wisp_conn *c, const wisp_proto *proto)
 {
 	return c->proto_count[proto->index];

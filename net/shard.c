@@ -277,6 +277,17 @@ static void t_eof(void *ctx, wisp_tcp_conn *t, int err)
 	wisp_shard_conn *sc = conn_of(t);
 	if (sc->closing)
 		return;
+	/* Input that ends inside a message or frame: the peer cut it short. */
+	if (!err && sc->conn && wisp_conn_input_partial(sc->conn)) {
+		conn_failed(sc, WISP_ERR_TRUNCATED);
+		return;
+	}
+	/* A peer that leaves before the session is up failed the handshake:
+	 * counted like any other handshake failure. */
+	if (sc->conn && !sc->upgraded) {
+		conn_failed(sc, err ? err : WISP_ERR_RESET);
+		return;
+	}
 	/* libp2p has no use for a half-open connection: the peer is gone. */
 	wisp_shard_close(sc, err ? err : WISP_ERR_RESET, err != 0);
 }
