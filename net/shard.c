@@ -307,13 +307,20 @@ static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
 	if (!sc->err)
 		sc->err = err;
 	wisp_loop_timer_disarm(s->loop, &sc->timer);
+	if (sc->conn) {
+		/* Counted before the report goes out, so that whoever sees the
+		 * event sees the counters too. Streams over a cap are refused
+		 * in two places: "na" for a protocol's cap (the connection),
+		 * an RST for max_streams_per_conn (yamux). */
+		wisp_conn_stats cs;
+		wisp_yamux_stats ys;
+		wisp_conn_stats_get(sc->conn, &cs, &ys);
+		wisp_stat_add(&s->stats.streams_refused, cs.streams_refused);
+		wisp_stat_add(&s->stats.streams_capped, cs.streams_capped + ys.streams_refused);
+	}
 	/* Report while the connection still says who and where. */
 	report_down(s, sc, sc->err ? sc->err : WISP_ERR_RESET);
 	if (sc->conn) {
-		wisp_conn_stats cs;
-		wisp_conn_stats_get(sc->conn, &cs, NULL);
-		wisp_stat_add(&s->stats.streams_refused, cs.streams_refused);
-		wisp_stat_add(&s->stats.streams_capped, cs.streams_capped);
 		wisp_builtin_closed(sc);
 		wisp_conn_free(sc->conn);
 		sc->conn = NULL;
