@@ -494,9 +494,9 @@ int wisp_shard_start(wisp_shard *s, wisp_node *n, uint32_t index, wisp_loop *loo
 			return WISP_ERR_NOMEM;
 		for (uint32_t i = 0; i < n->net.n_listen; i++) {
 			err = wisp_tcp_listen_fd(&s->tcp, &s->listeners[i], n->net.listen_fds[i]);
+			n->net.listen_fds[i] = -1; /* the engine owns it now, even on error */
 			if (err)
 				return err;
-			n->net.listen_fds[i] = -1; /* the engine owns it now */
 			s->n_listeners++;
 		}
 	}
