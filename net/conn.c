@@ -41,6 +41,7 @@ struct wisp_conn {
 	wisp_peer_id expect;
 	wisp_mss mss; /* /noise, then /yamux/1.0.0 when not agreed in Noise */
 	wisp_noise *noise;
+	bool hs_our_turn; /* Noise: our message is next; the peer must wait for it */
 	wisp_yamux *yamux;
 	wisp_tstamp deadline;
 	uint32_t rx_len;
@@ -438,6 +439,7 @@ static int start_noise(wisp_conn *c)
 	if (err)
 		return err;
 	c->state = CONN_EXPECT_HANDSHAKE;
+	c->hs_our_turn = c->dialer; /* the initiator sends message 1 */
 	return WISP_OK;
 }
 
@@ -539,8 +541,17 @@ static int process(wisp_conn *c, wisp_tstamp now)
 					break;
 				continue;
 			}
-			if (r == 0)
-				break;
+			if (r > 0) {
+				c->hs_our_turn = true; /* XX alternates */
+				continue;
+			}
+			/* Until our next message is out, the peer has nothing it
+			 * may send (XX carries no early data before message 3):
+			 * bytes now are out of turn, and left alone they would
+			 * pile up in rx. */
+			if (c->hs_our_turn && off < c->rx_len)
+				err = WISP_ERR_HANDSHAKE;
+			break;
 		} else {
 			uint8_t *pt;
 			size_t pl;
@@ -614,6 +625,8 @@ static wisp_buf *pull_raw(wisp_conn *c, wisp_tstamp now, int *err)
 			return NULL;
 		}
 		n += (size_t)r;
+		if (r > 0)
+			c->hs_our_turn = false;
 		if (wisp_noise_done(c->noise)) {
 			int e = secured(c, now);
 			if (e) {
@@ -933,6 +946,11 @@ const char *wisp_conn_stage(const wisp_conn *c)
 int wisp_conn_err(const wisp_conn *c)
 {
 	return c->state == CONN_FAILED ? c->err : WISP_OK;
+}
+
+bool wisp_conn_input_partial(const wisp_conn *c)
+{
+	return c->rx_len != 0 || (c->state == CONN_EXPECT_MUXER && c->mux_len != 0);
 }
 
 uint32_t wisp_conn_proto_streams(const wisp_conn *c, const wisp_proto *proto)

@@ -237,6 +237,9 @@ const wisp_pubkey *wisp_conn_remote_key(const wisp_conn *c) WISP_NONNULL(1);
  * "session". */
 const char *wisp_conn_stage(const wisp_conn *c) WISP_NONNULL(1);
 int wisp_conn_err(const wisp_conn *c) WISP_NONNULL(1);
+/* True when received bytes wait for the rest of their multistream message
+ * or Noise frame: a peer that closes now has cut one short. */
+bool wisp_conn_input_partial(const wisp_conn *c) WISP_NONNULL(1);
 /* Streams of proto open now on c. */
 uint32_t wisp_conn_proto_streams(const wisp_conn *c, const wisp_proto *proto) WISP_NONNULL(1, 2);
 void wisp_conn_stats_get(const wisp_conn *c, wisp_conn_stats *out, wisp_yamux_stats *ymx) WISP_NONNULL(1, 2);

@@ -277,6 +277,17 @@ static void t_eof(void *ctx, wisp_tcp_conn *t, int err)
 	wisp_shard_conn *sc = conn_of(t);
 	if (sc->closing)
 		return;
+	/* Input that ends inside a message or frame: the peer cut it short. */
+	if (!err && sc->conn && wisp_conn_input_partial(sc->conn)) {
+		conn_failed(sc, WISP_ERR_TRUNCATED);
+		return;
+	}
+	/* A peer that leaves before the session is up failed the handshake:
+	 * counted like any other handshake failure. */
+	if (sc->conn && !sc->upgraded) {
+		conn_failed(sc, err ? err : WISP_ERR_RESET);
+		return;
+	}
 	/* libp2p has no use for a half-open connection: the peer is gone. */
 	wisp_shard_close(sc, err ? err : WISP_ERR_RESET, err != 0);
 }
@@ -298,13 +309,20 @@ static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
 	if (!sc->err)
 		sc->err = err;
 	wisp_loop_timer_disarm(s->loop, &sc->timer);
+	if (sc->conn) {
+		/* Counted before the report goes out, so that whoever sees the
+		 * event sees the counters too. Streams over a cap are refused
+		 * in two places: "na" for a protocol's cap (the connection),
+		 * an RST for max_streams_per_conn (yamux). */
+		wisp_conn_stats cs;
+		wisp_yamux_stats ys;
+		wisp_conn_stats_get(sc->conn, &cs, &ys);
+		wisp_stat_add(&s->stats.streams_refused, cs.streams_refused);
+		wisp_stat_add(&s->stats.streams_capped, cs.streams_capped + ys.streams_refused);
+	}
 	/* Report while the connection still says who and where. */
 	report_down(s, sc, sc->err ? sc->err : WISP_ERR_RESET);
 	if (sc->conn) {
-		wisp_conn_stats cs;
-		wisp_conn_stats_get(sc->conn, &cs, NULL);
-		wisp_stat_add(&s->stats.streams_refused, cs.streams_refused);
-		wisp_stat_add(&s->stats.streams_capped, cs.streams_capped);
 		wisp_builtin_closed(sc);
 		wisp_conn_free(sc->conn);
 		sc->conn = NULL;
@@ -481,9 +499,9 @@ int wisp_shard_start(wisp_shard *s, wisp_node *n, uint32_t index, wisp_loop *loo
 			return WISP_ERR_NOMEM;
 		for (uint32_t i = 0; i < n->net.n_listen; i++) {
 			err = wisp_tcp_listen_fd(&s->tcp, &s->listeners[i], n->net.listen_fds[i]);
+			n->net.listen_fds[i] = -1; /* the engine owns it now, even on error */
 			if (err)
 				return err;
-			n->net.listen_fds[i] = -1; /* the engine owns it now */
 			s->n_listeners++;
 		}
 	}

@@ -13,7 +13,13 @@ static int worker_start(wisp_actor *a, wisp_tstamp now)
 {
 	(void)now;
 	wisp_worker *w = a->state;
-	return wisp_shard_start(&w->shard, w->node, w->index, a->loop, a);
+	int err = wisp_shard_start(&w->shard, w->node, w->index, a->loop, a);
+	/* The loop runs stop hooks only for actors that started: release
+	 * what the shard set up before it failed (stop copes with a partial
+	 * start). */
+	if (err)
+		wisp_shard_stop(&w->shard);
+	return err;
 }
 
 static void worker_stop(wisp_actor *a, wisp_tstamp now)

@@ -319,7 +319,9 @@ typedef struct wisp_stats {
 		uint64_t bytes_in, bytes_out;   /* TCP payload bytes */
 		uint64_t resets;                /* connections we reset */
 		uint64_t streams_refused;       /* inbound streams for protocols we do not serve */
-		uint64_t streams_capped;        /* inbound streams over a protocol's per-connection cap */
+		uint64_t streams_capped;        /* inbound streams over a cap: a protocol's per connection
+						   ("na"), or max_streams_per_conn (RST; also SYNs that
+						   arrive after our GO_AWAY) */
 		uint64_t identify_errors;       /* bad identify messages */
 		uint64_t ping_errors;           /* failed ping round trips */
 	} net;
