@@ -23,6 +23,7 @@
 
 struct wisp_stream_neg {
 	wisp_mss mss;
+	const wisp_proto *offered[WISP_MSS_MAX_DIALER_PROTOS]; /* outbound: what we proposed */
 	uint32_t acc_len;
 	uint8_t acc[WISP_MSS_MAX_MSG + 16];
 };
@@ -275,6 +276,13 @@ static void stream_opened(wisp_conn *c, wisp_stream *s)
 		s->counted = true;
 		c->stats.streams_in++;
 	} else {
+		/* The peer took one of our proposals: its slot moves to it. */
+		const wisp_proto *got = s->neg->offered[wisp_mss_selected(&s->neg->mss)];
+		if (got != s->proto) {
+			c->proto_count[s->proto->index]--;
+			c->proto_count[got->index]++;
+			s->proto = got;
+		}
 		c->stats.streams_out++;
 	}
 	s->state = STREAM_OPEN;
@@ -766,10 +774,19 @@ int wisp_conn_handle_expiry(wisp_conn *c, wisp_tstamp now)
 
 int wisp_conn_open_stream(wisp_conn *c, const wisp_proto *proto, uint64_t cookie, wisp_stream **out)
 {
+	return wisp_conn_open_stream_any(c, &proto, 1, cookie, out);
+}
+
+int wisp_conn_open_stream_any(wisp_conn *c, const wisp_proto *const *protos, size_t n, uint64_t cookie,
+			      wisp_stream **out)
+{
 	if (c->state == CONN_FAILED)
 		return WISP_ERR_CLOSED;
 	if (c->state != CONN_OPEN)
 		return WISP_ERR_STATE;
+	if (n == 0 || n > WISP_MSS_MAX_DIALER_PROTOS)
+		return WISP_ERR_INVALID_ARG;
+	const wisp_proto *proto = protos[0];
 	if (c->proto_count[proto->index] >= proto->max_streams)
 		return WISP_ERR_LIMIT;
 	wisp_stream *s = stream_new(c, true);
@@ -777,8 +794,12 @@ int wisp_conn_open_stream(wisp_conn *c, const wisp_proto *proto, uint64_t cookie
 		return WISP_ERR_NOMEM;
 	s->proto = proto;
 	s->cookie = cookie;
-	const char *ids[] = { proto->id };
-	int err = wisp_mss_dialer_init(&s->neg->mss, ids, 1);
+	const char *ids[WISP_MSS_MAX_DIALER_PROTOS];
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = protos[i]->id;
+		s->neg->offered[i] = protos[i];
+	}
+	int err = wisp_mss_dialer_init(&s->neg->mss, ids, n);
 	if (!err)
 		err = wisp_yamux_open(c->yamux, s, &s->id);
 	if (err) {

@@ -224,6 +224,12 @@ int wisp_conn_handle_expiry(wisp_conn *c, wisp_tstamp now) WISP_NONNULL(1);
  * WISP_ERR_CLOSED, WISP_ERR_NOMEM. */
 int wisp_conn_open_stream(wisp_conn *c, const wisp_proto *proto, uint64_t cookie, wisp_stream **out)
 	WISP_NONNULL(1, 2) WISP_WARN_UNUSED;
+/* The same, proposing protos[0..n) in order (e.g. /meshsub/1.2.0, 1.1.0,
+ * 1.0.0); s->proto is the one the peer took when open() runs. The
+ * per-connection cap checked is protos[0]'s. Errors: as above, and
+ * WISP_ERR_INVALID_ARG (n is 0 or over WISP_MSS_MAX_DIALER_PROTOS). */
+int wisp_conn_open_stream_any(wisp_conn *c, const wisp_proto *const *protos, size_t n, uint64_t cookie,
+			      wisp_stream **out) WISP_NONNULL(1, 2) WISP_WARN_UNUSED;
 
 /* Send GO_AWAY (no new streams); the owner then closes the socket. */
 void wisp_conn_go_away(wisp_conn *c) WISP_NONNULL(1);

@@ -115,6 +115,10 @@ typedef enum wisp_event_type {
 	WISP_EVENT_TEST = 9,         /* wisp_stream_test() finished: u.test, status */
 	WISP_EVENT_CLOSED = 10,      /* wisp_disconnect() done: status WISP_OK or WISP_ERR_NOTFOUND */
 	WISP_EVENT_INBOUND_FAILED = 11, /* an inbound connection failed before its session was up: u.peer, status */
+	WISP_EVENT_SUBSCRIBED = 12,   /* wisp_subscribe() / wisp_unsubscribe() done: u.topic, status */
+	WISP_EVENT_PUBLISHED = 13,    /* wisp_publish() done: u.published; status WISP_OK or why not */
+	WISP_EVENT_MESSAGE = 14,      /* a validated message on a subscribed topic: u.message */
+	WISP_EVENT_VALIDATE = 15,     /* a message waits for wisp_validate(): u.message (ref set) */
 } wisp_event_type;
 
 #define WISP_ADDR_TEXT_MAX 128
@@ -214,6 +218,9 @@ typedef struct wisp_event {
 		const wisp_identify_info *identify;
 		const wisp_ping_info *ping;
 		const wisp_test_result *test;
+		const struct wisp_topic_info *topic;
+		const struct wisp_published_info *published;
+		const struct wisp_message_info *message;
 		const void *data;
 	} u;
 	void *priv_;     /* owned buffer: released by wisp_event_release() */
@@ -269,6 +276,89 @@ WISP_API int wisp_stream_test(wisp_node *n, const wisp_peer_id *peer, const wisp
 			      uint64_t cookie) WISP_NONNULL(1, 2, 3);
 
 /* ---- figures ----------------------------------------------------------- */
+
+/* ---- gossip (gossipsub v1.0 to v1.2) ----------------------------------- */
+
+typedef enum wisp_sign_policy {
+	WISP_SIGN_STRICT = 0, /* StrictSign: from, seqno, signature (and key) on every message */
+	WISP_SIGN_NONE = 1,   /* StrictNoSign: none of them */
+} wisp_sign_policy;
+
+typedef enum wisp_msgid_kind {
+	WISP_MSGID_DEFAULT = 0, /* libp2p's default: from || seqno (StrictSign) */
+	WISP_MSGID_CONTENT = 1, /* SHA-256 of the data (the Atlas profile; StrictNoSign needs it) */
+} wisp_msgid_kind;
+
+typedef enum wisp_verdict {
+	WISP_VERDICT_ACCEPT = 0,
+	WISP_VERDICT_REJECT = 1,       /* invalid: the sender is penalized */
+	WISP_VERDICT_IGNORE = 2,       /* dropped, not penalized, remembered as seen */
+	WISP_VERDICT_IGNORE_RETRY = 3, /* dropped and forgotten: the id may come again */
+} wisp_verdict;
+
+#define WISP_TOPIC_OPTS_VERSION 1
+
+/* A topic's profile; every node on a topic must use the same sign policy
+ * and message-id function. */
+typedef struct wisp_topic_opts {
+	uint32_t version;
+	wisp_sign_policy sign;     /* default WISP_SIGN_STRICT */
+	wisp_msgid_kind msgid;     /* default WISP_MSGID_DEFAULT under StrictSign, CONTENT under none */
+	uint32_t max_size;         /* largest message data, bytes (default 1 MiB) */
+	uint32_t idontwant_min;    /* send IDONTWANT for messages at least this big (default 1024) */
+	int flood_publish;         /* own messages to every peer above the publish threshold (default 1) */
+	int validate;              /* 1: every message waits for wisp_validate() (default 0: accept) */
+} wisp_topic_opts;
+
+WISP_API void wisp_topic_opts_default(wisp_topic_opts *o) WISP_NONNULL(1);
+
+/* u.topic */
+typedef struct wisp_topic_info {
+	char topic[256];
+	int subscribed;
+} wisp_topic_info;
+
+/* u.published: status WISP_OK (queued to `peers` peers), or why not:
+ * WISP_ERR_NOTFOUND (no peers on the topic), WISP_ERR_TOO_LARGE,
+ * WISP_ERR_EXISTS (the same message was published before), WISP_ERR_AGAIN
+ * (queues full). */
+typedef struct wisp_published_info {
+	char topic[256];
+	uint8_t id[64];
+	uint32_t id_len;
+	uint32_t peers;
+} wisp_published_info;
+
+/* u.message; data and topic point inside the event. */
+typedef struct wisp_message_info {
+	uint64_t ref;            /* WISP_EVENT_VALIDATE: pass to wisp_validate() */
+	const char *topic;
+	wisp_peer_id from;       /* the author (StrictSign), else len 0 */
+	wisp_peer_id source;     /* the peer it came from */
+	uint8_t id[64];
+	uint32_t id_len;
+	const uint8_t *data;
+	uint32_t len;
+} wisp_message_info;
+
+/* Join topic (o NULL: defaults). Result: WISP_EVENT_SUBSCRIBED. Messages
+ * then arrive as WISP_EVENT_MESSAGE. Errors as wisp_dial(), and
+ * WISP_ERR_INVALID_ARG (topic empty or over 255 bytes, bad opts). */
+WISP_API int wisp_subscribe(wisp_node *n, const char *topic, const wisp_topic_opts *o, uint64_t cookie)
+	WISP_NONNULL(1, 2);
+WISP_API int wisp_unsubscribe(wisp_node *n, const char *topic, uint64_t cookie) WISP_NONNULL(1, 2);
+
+/* Publish data[0..len) on topic (subscribed or not: then fanout peers are
+ * used, with the topic's options given at subscribe, else the defaults).
+ * Returns at once; WISP_EVENT_PUBLISHED says how many peers it was queued
+ * to, or why it was not. The data is copied. Errors as wisp_dial(), and
+ * WISP_ERR_TOO_LARGE (over the pool's largest buffer). */
+WISP_API int wisp_publish(wisp_node *n, const char *topic, const void *data, size_t len, uint64_t cookie)
+	WISP_NONNULL(1, 2);
+
+/* The application's verdict on a WISP_EVENT_VALIDATE message, from any
+ * thread, at any time. */
+WISP_API int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v) WISP_NONNULL(1);
 
 #define WISP_STATS_MAX_THREADS 64
 
