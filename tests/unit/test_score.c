@@ -1178,7 +1178,7 @@ static void test_randomized(void **state)
 	bool up[48] = { false };
 	unsigned next_id = 0;
 	wisp_tstamp now = T0;
-	double snap[48];
+	double snap[48], lo = 0, hi = 0;
 
 	for (int step = 0; step < 200000; step++) {
 		now += (wt_rng() % 50) * WISP_NS_PER_MS;
@@ -1224,6 +1224,10 @@ static void test_randomized(void **state)
 			for (int i = 0; i < 48; i++) {
 				want += up[i];
 				assert_true(up[i] ? isfinite(snap[i]) : isnan(snap[i]));
+				if (up[i] && snap[i] < lo)
+					lo = snap[i];
+				if (up[i] && snap[i] > hi)
+					hi = snap[i];
 			}
 			assert_int_equal(n, want);
 			wisp_score_stats st;
@@ -1232,6 +1236,9 @@ static void test_randomized(void **state)
 			assert_true(st.retained <= p.max_retained);
 		}
 	}
+
+	/* the run reached both sides: rewarded and graylisted peers */
+	assert_true(hi > 0 && lo < p.thresholds.graylist);
 
 	/* No more events: out of every mesh, P5 cleared; then hours of decay
 	 * take every counter to exactly 0 and leave only P6. */
