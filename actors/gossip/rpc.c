@@ -152,7 +152,7 @@ static int dec_message(wisp_gs_message *m, const uint8_t *p, size_t n, const wis
 		m->raw = slice(p, n);
 	}
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		size_t max;
 		bool *has = NULL;
 		wisp_gs_bytes *dst = NULL;
@@ -196,7 +196,7 @@ static int dec_subopt(struct dec *d, const uint8_t *p, size_t n)
 	if (s)
 		memset(s, 0, sizeof(*s));
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		if (f.num == 1) {
 			if ((rc = wisp_pb_expect(&f, WISP_PB_VARINT)))
 				return rc;
@@ -229,7 +229,7 @@ static int dec_ids(struct dec *d, const uint8_t *p, size_t n, uint32_t id_field,
 	if (topic)
 		*topic = slice(NULL, 0);
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		if (f.num == id_field) {
 			if ((rc = len_field(&f, lim->max_id)))
 				return rc;
@@ -260,7 +260,7 @@ static int dec_topic_only(struct dec *d, const uint8_t *p, size_t n, wisp_gs_byt
 	if (topic)
 		*topic = slice(NULL, 0);
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		if (f.num != 1)
 			continue;
 		if ((rc = len_field(&f, d->r->lim.max_topic)))
@@ -283,7 +283,7 @@ static int dec_peer_info(struct dec *d, const uint8_t *p, size_t n)
 	if (pi)
 		memset(pi, 0, sizeof(*pi));
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		if (f.num == 1) {
 			if ((rc = len_field(&f, WISP_GS_MAX_FROM)))
 				return rc;
@@ -315,7 +315,7 @@ static int dec_prune(struct dec *d, const uint8_t *p, size_t n)
 		pr->px.first = d->px;
 	}
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		switch (f.num) {
 		case 1:
 			if ((rc = len_field(&f, d->r->lim.max_topic)))
@@ -353,7 +353,7 @@ static int dec_control(struct dec *d, const uint8_t *p, size_t n)
 	int rc;
 
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		if (f.num < 1 || f.num > 5)
 			continue;
 		if ((rc = wisp_pb_expect(&f, WISP_PB_LEN)))
@@ -406,7 +406,7 @@ static int walk_rpc(struct dec *d, const uint8_t *p, size_t n)
 	int rc;
 
 	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
+	while ((rc = wisp_pb_next(&rd, &f, SIZE_MAX)) == 1) {
 		if (f.num < 1 || f.num > 3)
 			continue;
 		if ((rc = wisp_pb_expect(&f, WISP_PB_LEN)))
