@@ -1298,7 +1298,11 @@ static uint32_t forward(wisp_gs_router *r, uint32_t t, wisp_buf *frame, fp128 k,
 		if (!(r->recs[ri].flags & F_MESH) && !r->peers[p].expl)
 			continue;
 		if (e) {
-			bool skip = peer_is(r, e->from, e->from_gen) && p == e->from;
+			/* not back to its author (go-libp2p does the same) */
+			const wisp_peer_id *pid = &r->peers[p].id;
+			bool skip = (peer_is(r, e->from, e->from_gen) && p == e->from) ||
+				    (e->m.from.len == pid->len &&
+				     !memcmp(e->m.from.data, pid->bytes, pid->len));
 			for (uint32_t d = 0; d < e->n_dup && !skip; d++)
 				skip = e->dup[d] == p && e->dup_gen[d] == r->peers[p].gen;
 			if (skip)
@@ -1503,6 +1507,13 @@ static void on_message(wisp_gs_router *r, uint32_t peer, const wisp_gs_message *
 			event(r, WISP_GS_EV_DUPLICATE, peer, t, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms,
 			      now);
 		}
+		return;
+	}
+	if (r->has_key && m->from.len == r->self.len &&
+	    !memcmp(m->from.data, r->self.bytes, r->self.len)) {
+		/* ours by its author field, but not in the seen cache: a replay
+		 * or a forgery; never validated, never forwarded */
+		r->st.msg_self++;
 		return;
 	}
 	uint32_t slot = fpmap_find(&r->pmap, k);
@@ -2100,6 +2111,9 @@ static void emit_gossip(wisp_gs_router *r)
 	for (uint32_t t = 0; t < r->cap_topics; t++) {
 		struct topic *tp = &r->topics[t];
 		if (!tp->used || !tp->g_n || !(tp->subscribed || tp->fanout))
+			continue;
+		/* a pure publisher that floods has told every subscriber already */
+		if (!tp->subscribed && tp->prof.flood_publish)
 			continue;
 		shuffle(r, r->gossip + tp->g_first, tp->g_n);
 		uint8_t skip = tp->subscribed ? F_MESH : F_FANOUT;

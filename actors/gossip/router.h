@@ -51,13 +51,14 @@
  *   topic not subscribed -> dropped (counted); data over the topic's max,
  *   or the topic's signature policy broken -> INVALID score event (not
  *   seen); id computed; seen or in validation -> duplicate (score event when
- *   the copy was accepted, INVALID when rejected); otherwise the message is
+ *   the copy was accepted, INVALID when rejected); `from` is our own id but
+ *   we have no record of it -> dropped (counted); otherwise the message is
  *   copied once into a pooled frame (uvarint || RPC{publish=[msg]}: the bytes
  *   every forward shares), IDONTWANT goes out, and for StrictSign topics
  *   ops.verify runs; then ops.validate; then on ACCEPT: ops.deliver, the
  *   mcache, forwarding to mesh and explicit peers (not to the peer it came
- *   from, peers that sent it during validation, or peers that said
- *   IDONTWANT). REJECT and IGNORE mark the id seen; IGNORE_RETRY does not.
+ *   from, its author, peers that sent it during validation, or peers that
+ *   said IDONTWANT). REJECT and IGNORE mark the id seen; IGNORE_RETRY does not.
  *
  * Errors. wisp_gs_router_handle_rpc() returns peer-class errors (see
  * actors/gossip/rpc.h) for RPCs that do not decode: the whole RPC is dropped
@@ -328,7 +329,7 @@ typedef struct wisp_gs_router_stats {
 	uint64_t heartbeats;
 	uint64_t rpc_in, rpc_bad, rpc_graylisted, rpc_out, send_nomem;
 	uint64_t subs_in, subs_capped, topics_capped, subs_ignored;
-	uint64_t msg_in, msg_not_subscribed, msg_too_large, msg_policy, msg_no_id;
+	uint64_t msg_in, msg_not_subscribed, msg_too_large, msg_policy, msg_no_id, msg_self;
 	uint64_t msg_duplicate, msg_pending_full, msg_bad_signature;
 	uint64_t msg_accepted, msg_rejected, msg_ignored, msg_retry, msg_validate_timeout;
 	uint64_t msg_delivered, msg_forwarded, msg_idontwant_skipped;
