@@ -1597,6 +1597,7 @@ typedef struct node {
 	int got[NMSG];        /* deliveries of message k */
 	bool own[NMSG];       /* it published message k */
 	int dup_got;          /* deliveries of unknown payloads */
+	int invalid_ev;       /* INVALID score events it emitted */
 } node;
 
 typedef struct qe {
@@ -1648,6 +1649,13 @@ static void n_deliver(void *ctx, uint32_t topic, wisp_buf *f, const wisp_gs_mess
 		nd->dup_got++;
 }
 
+static void n_event(void *ctx, const wisp_gs_score_event *ev)
+{
+	node *nd = ctx;
+	if (ev->type == WISP_GS_EV_INVALID)
+		nd->invalid_ev++;
+}
+
 static void net_init(net *w, int nn, wisp_gs_config *c)
 {
 	memset(w, 0, sizeof(*w));
@@ -1658,7 +1666,7 @@ static void net_init(net *w, int nn, wisp_gs_config *c)
 	w->q = malloc(w->qcap * sizeof(*w->q));
 	assert_int_equal(wisp_pool_new(&w->pool, wisp_mem_default(), 256u << 20), 0);
 	assert_int_equal(wisp_gs_rpc_new(&w->dec, wisp_mem_default(), NULL), 0);
-	wisp_gs_ops ops = { .send = n_send, .deliver = n_deliver };
+	wisp_gs_ops ops = { .send = n_send, .deliver = n_deliver, .score_event = n_event };
 	for (int i = 0; i < nn; i++) {
 		node *nd = &w->n[i];
 		nd->net = w;
@@ -1751,18 +1759,41 @@ static int net_degree(net *w, int i)
 	return d;
 }
 
-/* Mesh degree within [D_lo, D_hi] for nodes with at least D_lo peers, and
- * symmetric: a in b's mesh iff b in a's. */
-static void check_meshes(net *w, const wisp_gs_config *c)
+/* Right after the heartbeats (before the GRAFTs and PRUNEs they sent are
+ * delivered), every mesh is what maintenance leaves: at most D_hi, and at
+ * least D_lo unless every other subscribed neighbour is in backoff with the
+ * node (the spec forbids grafting those). Returns how many nodes sit below
+ * D_lo for that reason. */
+static int check_meshes_after_heartbeat(net *w, const wisp_gs_config *c)
+{
+	int short_of_peers = 0;
+	for (int i = 0; i < w->nn; i++) {
+		uint32_t m[MAXN];
+		int n = wisp_gs_router_mesh_peers(w->n[i].r, TOPIC, TLEN, false, m, MAXN);
+		if (n > (int)c->d_hi)
+			fprintf(stderr, "node %d: mesh %d after heartbeat\n", i, n);
+		assert_true(n <= (int)c->d_hi);
+		if (n >= (int)c->d_lo)
+			continue;
+		short_of_peers++;
+		for (int j = 0; j < w->nn; j++) {
+			bool in = false;
+			for (int k = 0; k < n; k++)
+				in |= m[k] == (uint32_t)j;
+			if (w->n[i].up[j] && !in)
+				assert_true(wisp_gs_router_backoff(w->n[i].r, (uint32_t)j, TOPIC, TLEN, w->now));
+		}
+	}
+	return short_of_peers;
+}
+
+/* Once the control traffic is delivered, meshes are symmetric: a in b's
+ * mesh iff b in a's. */
+static void check_meshes_symmetric(net *w)
 {
 	for (int i = 0; i < w->nn; i++) {
 		uint32_t m[MAXN];
 		int n = wisp_gs_router_mesh_peers(w->n[i].r, TOPIC, TLEN, false, m, MAXN);
-		if (net_degree(w, i) >= (int)c->d_lo) {
-			if (n < (int)c->d_lo || n > (int)c->d_hi)
-				fprintf(stderr, "node %d: mesh %d, degree %d\n", i, n, net_degree(w, i));
-			assert_true(n >= (int)c->d_lo && n <= (int)c->d_hi);
-		}
 		for (int k = 0; k < n && k < MAXN; k++) {
 			uint32_t mm[MAXN];
 			int nj = wisp_gs_router_mesh_peers(w->n[m[k]].r, TOPIC, TLEN, false, mm, MAXN);
@@ -1774,12 +1805,27 @@ static void check_meshes(net *w, const wisp_gs_config *c)
 	}
 }
 
-static void publish_all(net *w, int first, int count)
+/* A heartbeat on every node, the mesh checks, then the traffic. */
+static int net_tick_checked(net *w, const wisp_gs_config *c)
+{
+	w->now += S;
+	for (int i = 0; i < w->nn; i++)
+		assert_int_equal(wisp_gs_router_handle_expiry(w->n[i].r, w->now), 0);
+	int low = check_meshes_after_heartbeat(w, c);
+	net_pump(w);
+	check_meshes_symmetric(w);
+	return low;
+}
+
+static void publish_all(net *w, int first, int count, int avoid)
 {
 	for (int k = first; k < first + count; k++) {
 		char data[16];
 		int len = snprintf(data, sizeof(data), "msg-%d", k);
-		int who = (int)(wt_rng() % (uint64_t)w->nn);
+		int who;
+		do
+			who = (int)(wt_rng() % (uint64_t)w->nn);
+		while (who == avoid);
 		wisp_gs_publish_result res;
 		assert_int_equal(wisp_gs_router_publish(w->n[who].r, TOPIC, TLEN, (const uint8_t *)data, (size_t)len,
 							 w->now, &res),
@@ -1837,11 +1883,12 @@ static void test_sim_delivery_and_churn(void **state)
 		assert_int_equal(wisp_gs_router_subscribe(w->n[i].r, TOPIC, TLEN, NULL, w->now), 0);
 	net_pump(w);
 	for (int t = 0; t < 5; t++)
-		net_tick(w);
-	check_meshes(w, &c);
+		net_tick_checked(w, &c);
+	int low = net_tick_checked(w, &c);
+	printf("# sim: %d nodes below D_lo after the start\n", low);
 
 	/* flood publish (default) */
-	publish_all(w, 0, 20);
+	publish_all(w, 0, 20, -1);
 	check_exactly_once(w, 0, 20);
 
 	/* churn: drop a third of the non-ring links, add new ones, heartbeats */
@@ -1853,10 +1900,14 @@ static void test_sim_delivery_and_churn(void **state)
 		for (int i = 0; i < w->nn; i++)
 			while (net_degree(w, i) < 8)
 				net_link(w, i, (int)(wt_rng() % (uint64_t)w->nn));
+		net_pump(w); /* the new peers' subscriptions */
 		for (int t = 0; t < 3; t++)
-			net_tick(w);
-		check_meshes(w, &c);
+			net_tick_checked(w, &c);
 	}
+	/* past the backoffs the churn caused, meshes refill */
+	for (int t = 0; t < 65; t++)
+		low = net_tick_checked(w, &c);
+	printf("# sim: %d nodes below D_lo (all their other neighbours in backoff)\n", low);
 
 	/* mesh publish: every node's own messages go to its mesh only */
 	for (int i = 0; i < w->nn; i++) {
@@ -1865,11 +1916,10 @@ static void test_sim_delivery_and_churn(void **state)
 		p.flood_publish = false;
 		assert_int_equal(wisp_gs_router_subscribe(w->n[i].r, TOPIC, TLEN, &p, w->now), 0);
 	}
-	publish_all(w, 20, 20);
+	publish_all(w, 20, 20, -1);
 	check_exactly_once(w, 20, 20);
 	for (int t = 0; t < 3; t++)
-		net_tick(w);
-	check_meshes(w, &c);
+		net_tick_checked(w, &c);
 
 	wisp_gs_router_stats st;
 	uint64_t forwarded = 0, dup = 0;
@@ -1900,16 +1950,19 @@ static void test_sim_ihave_iwant_recovery(void **state)
 	for (int i = 0; i < w->nn; i++)
 		for (int j = i + 1; j < w->nn; j++)
 			net_link(w, i, j);
+	/* js-libp2p's StrictSign message id: PublicKey protobuf || seqno */
+	wisp_gs_topic_profile p;
+	wisp_gs_topic_profile_default(&p);
+	p.msgid = WISP_GS_MSGID_KEY_SEQNO;
 	for (int i = 0; i < w->nn; i++)
-		assert_int_equal(wisp_gs_router_subscribe(w->n[i].r, TOPIC, TLEN, NULL, w->now), 0);
+		assert_int_equal(wisp_gs_router_subscribe(w->n[i].r, TOPIC, TLEN, &p, w->now), 0);
 	net_pump(w);
 	for (int t = 0; t < 3; t++)
-		net_tick(w);
-	check_meshes(w, &c);
+		net_tick_checked(w, &c);
 
 	int x = 5;
 	w->blackhole = x;
-	publish_all(w, 0, 3);
+	publish_all(w, 0, 3, x);
 	assert_true(w->dropped > 0);
 	for (int k = 0; k < 3; k++)
 		assert_int_equal(w->n[x].got[k], 0);
@@ -1927,6 +1980,67 @@ static void test_sim_ihave_iwant_recovery(void **state)
 		served += st.iwant_served;
 	}
 	assert_true(served >= 3);
+	net_free(w);
+	free(w);
+}
+
+/* A forged message (node 3's from and seqno, data changed after signing)
+ * handed to node 0 as if a neighbour sent it: rejected and scored there,
+ * delivered and forwarded nowhere. */
+static void test_sim_forgery_reaches_no_one(void **state)
+{
+	(void)state;
+	wt_rng_seed("test_sim_forgery_reaches_no_one");
+	wisp_gs_config c;
+	sim_config(&c);
+	net *w = calloc(1, sizeof(*w));
+	net_init(w, 10, &c);
+	for (int i = 0; i < w->nn; i++) {
+		net_link(w, i, (i + 1) % w->nn);
+		for (int k = 0; k < 4; k++)
+			net_link(w, i, (int)(wt_rng() % (uint64_t)w->nn));
+	}
+	for (int i = 0; i < w->nn; i++)
+		assert_int_equal(wisp_gs_router_subscribe(w->n[i].r, TOPIC, TLEN, NULL, w->now), 0);
+	net_pump(w);
+	for (int t = 0; t < 3; t++)
+		net_tick(w);
+	uint64_t fw_before = 0;
+	wisp_gs_router_stats st;
+	for (int i = 0; i < w->nn; i++) {
+		wisp_gs_router_stats_get(w->n[i].r, &st);
+		fw_before += st.msg_forwarded;
+	}
+
+	msgb *mb = calloc(1, sizeof(*mb));
+	make_msg(mb, 3, 77, TOPIC, TLEN, "msg-1", 5, true);
+	mb->data[4] = '2'; /* "msg-2": the signature covers "msg-1" */
+	ssize_t el = wisp_gs_message_encode(&mb->m, true, mb->enc, sizeof(mb->enc));
+	assert_true(el > 0);
+	rpcb *b = rb_new();
+	b->r->msgs[0] = mb->m;
+	b->r->msgs[0].raw = bs(mb->enc, (size_t)el);
+	b->r->n_msgs = 1;
+	ssize_t n = wisp_gs_rpc_encode(b->r, b->buf, sizeof(b->buf));
+	assert_true(n > 0);
+	int from = 1;
+	assert_true(w->n[0].up[from]);
+	assert_int_equal(wisp_gs_router_handle_rpc(w->n[0].r, (uint32_t)from, NULL, b->buf, (size_t)n, w->now), 0);
+	net_pump(w);
+	for (int t = 0; t < 3; t++)
+		net_tick(w);
+	uint64_t fw_after = 0;
+	for (int i = 0; i < w->nn; i++) {
+		assert_int_equal(w->n[i].got[1] + w->n[i].got[2] + w->n[i].dup_got, 0);
+		wisp_gs_router_stats_get(w->n[i].r, &st);
+		fw_after += st.msg_forwarded;
+	}
+	assert_true(fw_after == fw_before);
+	assert_int_equal(w->n[0].invalid_ev, 1);
+	wisp_gs_router_stats_get(w->n[0].r, &st);
+	assert_int_equal(st.msg_bad_signature, 1);
+	rb_free(b);
+	free(mb);
 	net_free(w);
 	free(w);
 }
@@ -1955,6 +2069,7 @@ int main(void)
 		cmocka_unit_test(test_config_checks),
 		cmocka_unit_test(test_sim_delivery_and_churn),
 		cmocka_unit_test(test_sim_ihave_iwant_recovery),
+		cmocka_unit_test(test_sim_forgery_reaches_no_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
