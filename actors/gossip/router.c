@@ -2642,6 +2642,118 @@ int wisp_gs_router_backoff(const wisp_gs_router *r, uint32_t peer, const uint8_t
 	return boff_blocks_graft(r, peer, (uint32_t)t, now);
 }
 
+#define CHECK(c)                                                                                 \
+	do {                                                                                     \
+		if (!(c))                                                                        \
+			return WISP_ERR_INTERNAL;                                                \
+	} while (0)
+
+static int check_fifo(const struct fifo *q)
+{
+	CHECK(q->n <= q->cap && q->head < q->cap);
+	for (uint32_t i = 0; i < q->n; i++) {
+		uint32_t s = fifo_at(q, i);
+		uint32_t v = fpmap_find(&q->map, q->map.keys[s]);
+		CHECK(v == s || v == NIL); /* NIL: fulfilled promises stay queued */
+	}
+	return 0;
+}
+
+int wisp_gs_router_check(const wisp_gs_router *r)
+{
+	const wisp_gs_config *c = &r->cfg;
+	uint64_t recs = 0, n_local = 0, n_remote = 0, n_used = 0;
+	uint32_t pend_per_topic_sum = 0, mc_sum = 0, boff_sum = 0;
+
+	for (uint32_t p = 0; p < c->max_peers; p++) {
+		const struct peer *pp = &r->peers[p];
+		if (!pp->used) {
+			CHECK(pp->n_recs == 0);
+			continue;
+		}
+		CHECK(pp->n_recs <= c->max_peer_subs);
+		recs += pp->n_recs;
+		const struct rec *b = peer_recs(r, p);
+		for (uint32_t k = 0; k < pp->n_recs; k++) {
+			CHECK(b[k].peer == p && b[k].topic < r->cap_topics && r->topics[b[k].topic].used);
+			CHECK(!(b[k].flags & F_SEND)); /* flushed before every call returns */
+			CHECK(!((b[k].flags & F_MESH) && pp->expl));
+			for (uint32_t j = k + 1; j < pp->n_recs; j++)
+				CHECK(b[j].topic != b[k].topic);
+		}
+	}
+	for (uint32_t t = 0; t < r->cap_topics; t++) {
+		const struct topic *tp = &r->topics[t];
+		if (!tp->used)
+			continue;
+		n_used++;
+		CHECK(tp->local == (tp->subscribed || tp->fanout));
+		tp->local ? n_local++ : n_remote++;
+		CHECK(topic_find(r, tname(r, t), tp->len) == (int64_t)t);
+		uint32_t subs = 0, mesh = 0, fan = 0, prev = NIL;
+		for (uint32_t ri = tp->head; ri != NIL; ri = r->recs[ri].tnext) {
+			const struct rec *e = &r->recs[ri];
+			CHECK(e->topic == t && e->tprev == prev && r->peers[e->peer].used);
+			CHECK(ri - e->peer * c->max_peer_subs < r->peers[e->peer].n_recs);
+			CHECK(!((e->flags & F_MESH) && !tp->subscribed));
+			subs++;
+			mesh += (e->flags & F_MESH) != 0;
+			fan += (e->flags & F_FANOUT) != 0;
+			prev = ri;
+			recs--;
+		}
+		CHECK(subs == tp->n_subs && mesh == tp->n_mesh && fan == tp->n_fanout);
+		pend_per_topic_sum += tp->n_pending;
+		mc_sum += tp->n_mcache;
+		boff_sum += tp->n_backoff;
+	}
+	CHECK(recs == 0);
+	CHECK(n_used == r->n_topics && n_local == r->n_local && n_remote == r->n_remote);
+	CHECK(r->n_tfree + r->n_topics == r->cap_topics);
+	CHECK(r->n_local <= c->max_topics);
+
+	uint32_t used = 0;
+	for (uint32_t i = 0; i < c->max_pending; i++) {
+		const struct pend *e = &r->pend[i];
+		if (e->state == P_FREE) {
+			CHECK(!e->frame);
+			continue;
+		}
+		used++;
+		CHECK(e->frame && fpmap_find(&r->pmap, r->pmap.keys[i]) == i);
+		CHECK(e->state != P_QUEUED); /* drained before every call returns */
+	}
+	CHECK(used + r->n_pfree == c->max_pending && used == pend_per_topic_sum);
+	CHECK(r->cq_n == 0);
+	CHECK(r->mc.n == mc_sum);
+	for (uint32_t i = 0; i < r->mc.n; i++) {
+		const struct mc_e *e = &r->mc_e[fifo_at(&r->mc, i)];
+		CHECK(e->frame && r->topics[e->topic].used);
+		if (i)
+			CHECK(e->seq > r->mc_e[fifo_at(&r->mc, i - 1)].seq);
+	}
+	uint32_t b = 0;
+	for (uint32_t i = 0; i < c->max_backoffs; i++)
+		if (r->boff[i].used) {
+			b++;
+			CHECK(fpmap_find(&r->bmap, r->bmap.keys[i]) == i);
+		}
+	CHECK(b == boff_sum && b + r->n_bfree == c->max_backoffs);
+	if (check_fifo(&r->seen) || check_fifo(&r->mc) || check_fifo(&r->prom) || check_fifo(&r->idw))
+		return WISP_ERR_INTERNAL;
+	for (uint32_t i = 0; i < r->seen.n; i++)
+		CHECK(fpmap_find(&r->seen.map, r->seen.map.keys[fifo_at(&r->seen, i)]) != NIL);
+	uint64_t idw_live = 0;
+	for (uint32_t p = 0; p < c->max_peers; p++)
+		if (r->peers[p].used)
+			idw_live += r->peers[p].idw_live;
+	CHECK(idw_live <= r->idw.n);
+	CHECK(r->depth == 0);
+	return 0;
+}
+
+#undef CHECK
+
 const wisp_peer_id *wisp_gs_router_peer_id(const wisp_gs_router *r)
 {
 	return &r->self;

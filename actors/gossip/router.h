@@ -473,6 +473,12 @@ int wisp_gs_router_seen(const wisp_gs_router *r, const uint8_t *id, size_t len) 
 int wisp_gs_router_backoff(const wisp_gs_router *r, uint32_t peer, const uint8_t *topic,
 			   size_t len, wisp_tstamp now) WISP_NONNULL(1, 3);
 
+/* Walks every structure and checks its bookkeeping (topic lists against
+ * per-peer records and counters, flags, the topic index, caches against
+ * their maps, reference counts held per topic). O(size of the router): for
+ * tests and verify builds. Returns 0 or WISP_ERR_INTERNAL. */
+int wisp_gs_router_check(const wisp_gs_router *r) WISP_NONNULL(1);
+
 /* Our own peer id (empty when the router has no key). */
 const wisp_peer_id *wisp_gs_router_peer_id(const wisp_gs_router *r) WISP_NONNULL(1);
 

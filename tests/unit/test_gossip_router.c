@@ -208,6 +208,7 @@ static void solo_clear(solo *s)
 
 static void solo_free(solo *s)
 {
+	assert_int_equal(wisp_gs_router_check(s->r), 0);
 	solo_clear(s);
 	wisp_gs_router_free(s->r);
 	wisp_gs_rpc_free(s->dec);
@@ -313,6 +314,7 @@ static int rb_send(solo *s, uint32_t peer, rpcb *b)
 	b->n = (size_t)n;
 	int rc = wisp_gs_router_handle_rpc(s->r, peer, NULL, b->buf, b->n, s->now);
 	wisp_gs_rpc_clear(b->r);
+	assert_int_equal(wisp_gs_router_check(s->r), 0);
 	return rc;
 }
 
@@ -456,6 +458,7 @@ static void heartbeat(solo *s)
 {
 	s->now += S;
 	assert_int_equal(wisp_gs_router_handle_expiry(s->r, s->now), 0);
+	assert_int_equal(wisp_gs_router_check(s->r), 0);
 }
 
 static bool in_mesh(solo *s, uint32_t peer, const uint8_t *topic, size_t len)
@@ -1679,6 +1682,8 @@ static void net_init(net *w, int nn, wisp_gs_config *c)
 
 static void net_free(net *w)
 {
+	for (int i = 0; i < w->nn; i++)
+		assert_int_equal(wisp_gs_router_check(w->n[i].r), 0);
 	for (size_t i = 0; i < w->qn; i++)
 		wisp_buf_unref(w->q[w->qh + i].f);
 	for (int i = 0; i < w->nn; i++) {
@@ -1814,6 +1819,8 @@ static int net_tick_checked(net *w, const wisp_gs_config *c)
 	int low = check_meshes_after_heartbeat(w, c);
 	net_pump(w);
 	check_meshes_symmetric(w);
+	for (int i = 0; i < w->nn; i++)
+		assert_int_equal(wisp_gs_router_check(w->n[i].r), 0);
 	return low;
 }
 
