@@ -279,7 +279,7 @@ static int count_ev(const solo *s, wisp_gs_event_type type, uint32_t peer, uint3
 	return n;
 }
 
-/* ---- RPCs from scripted peers ---------------------------------------------- */
+/* ---- RPCs from scripted peers --------------------------------------------------- */
 
 typedef struct rpcb {
 	wisp_gs_rpc *r;
@@ -476,7 +476,7 @@ static int mesh_n(solo *s, const uint8_t *topic, size_t len)
 	return wisp_gs_router_mesh_peers(s->r, topic, len, false, NULL, 0);
 }
 
-/* ---- solo tests ---------------------------------------------------------------- */
+/* ---- solo tests ----------------------------------------------------------------- */
 
 static void test_subscriptions_announced(void **state)
 {
