@@ -13,7 +13,7 @@
 
 #define NIL UINT32_MAX
 
-/* ---- small helpers ------------------------------------------------------------ */
+/* ---- small helpers -------------------------------------------------------------- */
 
 static wisp_tstamp sat_add(wisp_tstamp a, uint64_t b)
 {
@@ -111,7 +111,7 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-/* ---- fingerprint map: fp128 -> index ------------------------------------------- */
+/* ---- fingerprint map: fp128 -> index -------------------------------------------- */
 
 /* Open addressing with linear probing and backward-shift deletion. Slots hold
  * a tag and the index; the full key lives in keys[index] (one per entry of
@@ -374,7 +374,7 @@ struct wisp_gs_router {
 	wisp_gs_router_stats st;
 };
 
-/* ---- randomness ------------------------------------------------------------------ */
+/* ---- randomness ----------------------------------------------------------------- */
 
 static uint64_t rnd(wisp_gs_router *r)
 {
@@ -401,7 +401,7 @@ static void shuffle(wisp_gs_router *r, uint32_t *a, uint32_t n)
 	}
 }
 
-/* ---- defaults and checks ------------------------------------------------------------- */
+/* ---- defaults and checks -------------------------------------------------------- */
 
 void wisp_gs_topic_profile_default(wisp_gs_topic_profile *p)
 {
@@ -522,7 +522,7 @@ static int config_check(const wisp_gs_config *c)
 	return profile_check(&c->default_profile);
 }
 
-/* ---- message ids ---------------------------------------------------------------------- */
+/* ---- message ids ---------------------------------------------------------------- */
 
 size_t wisp_gs_message_id(const wisp_gs_topic_profile *p, const wisp_gs_message *m, uint8_t *out,
 			  size_t cap)
@@ -576,7 +576,7 @@ static fp128 fp_id(const wisp_gs_router *r, const uint8_t *id, size_t n)
 	return siphash128(r->sipk, n ? id : empty, n);
 }
 
-/* ---- topics ----------------------------------------------------------------------------- */
+/* ---- topics --------------------------------------------------------------------- */
 
 static uint64_t topic_hash(const wisp_gs_router *r, const uint8_t *name, size_t len)
 {
@@ -676,7 +676,7 @@ done:
 	r->tfree[r->n_tfree++] = t;
 }
 
-/* ---- scores and events ------------------------------------------------------------------ */
+/* ---- scores and events ---------------------------------------------------------- */
 
 static double score(const wisp_gs_router *r, uint32_t peer)
 {
@@ -696,7 +696,7 @@ static void event(wisp_gs_router *r, wisp_gs_event_type type, uint32_t peer, uin
 	r->ops.score_event(r->ctx, &ev);
 }
 
-/* ---- subscription records --------------------------------------------------------------- */
+/* ---- subscription records ------------------------------------------------------- */
 
 static struct rec *peer_recs(const wisp_gs_router *r, uint32_t peer)
 {
@@ -788,7 +788,7 @@ static void rec_del(wisp_gs_router *r, uint32_t ri, wisp_gs_prune_reason why, wi
 	topic_release(r, t);
 }
 
-/* ---- backoff -------------------------------------------------------------------------------- */
+/* ---- backoff -------------------------------------------------------------------- */
 
 /* Keyed by (peer id, topic), not by handle: a peer that reconnects under a
  * new handle is still in backoff, and so are we with it. */
@@ -851,7 +851,7 @@ static void boff_sweep(wisp_gs_router *r, wisp_tstamp now)
 	}
 }
 
-/* ---- seen cache -------------------------------------------------------------------------------- */
+/* ---- seen cache ----------------------------------------------------------------- */
 
 static void seen_pop(wisp_gs_router *r)
 {
@@ -885,7 +885,7 @@ static void seen_sweep(wisp_gs_router *r, wisp_tstamp now)
 		seen_pop(r);
 }
 
-/* ---- message cache -------------------------------------------------------------------------------- */
+/* ---- message cache -------------------------------------------------------------- */
 
 static void mc_pop(wisp_gs_router *r)
 {
@@ -933,7 +933,7 @@ static void mc_shift(wisp_gs_router *r)
 		mc_pop(r);
 }
 
-/* ---- promises (IWANT follow-up) ---------------------------------------------------------------- */
+/* ---- promises (IWANT follow-up) ------------------------------------------------- */
 
 static void prom_pop(wisp_gs_router *r, wisp_tstamp now, bool score_it)
 {
@@ -985,7 +985,7 @@ static void prom_sweep(wisp_gs_router *r, wisp_tstamp now)
 		prom_pop(r, now, true);
 }
 
-/* ---- IDONTWANT sets ------------------------------------------------------------------------------- */
+/* ---- IDONTWANT sets ------------------------------------------------------------- */
 
 static fp128 idw_key(const wisp_gs_router *r, fp128 k, uint32_t peer)
 {
@@ -1015,7 +1015,7 @@ static void idw_sweep(wisp_gs_router *r, wisp_tstamp now)
 		idw_pop(r);
 }
 
-/* ---- output ------------------------------------------------------------------------------------ */
+/* ---- output --------------------------------------------------------------------- */
 
 static void send_frame(wisp_gs_router *r, uint32_t peer, wisp_buf *f, int prio, wisp_tstamp exp)
 {
@@ -1200,7 +1200,7 @@ static void ob_flags(wisp_gs_router *r, uint32_t peer)
 	}
 }
 
-/* ---- mesh changes by us ------------------------------------------------------------------------------ */
+/* ---- mesh changes by us --------------------------------------------------------- */
 
 static void graft_rec(wisp_gs_router *r, uint32_t ri, wisp_tstamp now)
 {
@@ -1222,7 +1222,7 @@ static void prune_rec(wisp_gs_router *r, uint32_t ri, bool px, wisp_gs_prune_rea
 	r->st.mesh_prunes++;
 }
 
-/* ---- the enter/leave discipline and verdict queue --------------------------------------------------- */
+/* ---- the enter/leave discipline and verdict queue ------------------------------- */
 
 static void drain(wisp_gs_router *r, wisp_tstamp now);
 
@@ -1424,7 +1424,7 @@ static int verify_inline(wisp_gs_router *r, const wisp_gs_message *m)
 	return rc;
 }
 
-/* ---- received messages --------------------------------------------------------------------------------- */
+/* ---- received messages ---------------------------------------------------------- */
 
 static bool policy_ok(const wisp_gs_topic_profile *p, const wisp_gs_message *m)
 {
@@ -1629,7 +1629,7 @@ static void pend_sweep(wisp_gs_router *r, wisp_tstamp now)
 	}
 }
 
-/* ---- received control ------------------------------------------------------------------------------------- */
+/* ---- received control ----------------------------------------------------------- */
 
 static void on_subs(wisp_gs_router *r, uint32_t peer, wisp_tstamp now)
 {
@@ -1921,7 +1921,7 @@ int wisp_gs_router_handle_rpc(wisp_gs_router *r, uint32_t peer, wisp_buf *buf, c
 	return 0;
 }
 
-/* ---- heartbeat -------------------------------------------------------------------------------------------- */
+/* ---- heartbeat ------------------------------------------------------------------ */
 
 /* Records of t a graft may pick: not in the mesh, not explicit, not in
  * backoff, not just pruned, score >= min_score (> when strict), outbound
@@ -2188,7 +2188,7 @@ int wisp_gs_router_handle_expiry(wisp_gs_router *r, wisp_tstamp now)
 	return 0;
 }
 
-/* ---- peers, subscriptions, publishing ----------------------------------------------------------------------- */
+/* ---- peers, subscriptions, publishing ------------------------------------------- */
 
 int wisp_gs_router_add_peer(wisp_gs_router *r, uint32_t peer, const wisp_peer_id *id, bool outbound,
 			    bool explicit_peer, uint32_t protocol, wisp_tstamp now)
@@ -2440,7 +2440,7 @@ int wisp_gs_router_publish(wisp_gs_router *r, const uint8_t *topic, size_t len, 
 	return 0;
 }
 
-/* ---- creation ------------------------------------------------------------------------------------------------ */
+/* ---- creation ------------------------------------------------------------------- */
 
 static int fifo_init(const wisp_mem *mem, struct fifo *q, uint32_t cap)
 {
@@ -2576,7 +2576,7 @@ void wisp_gs_router_free(wisp_gs_router *r)
 	wisp_free(mem, r);
 }
 
-/* ---- queries ------------------------------------------------------------------------------------------------- */
+/* ---- queries -------------------------------------------------------------------- */
 
 void wisp_gs_router_stats_get(const wisp_gs_router *r, wisp_gs_router_stats *out)
 {

@@ -39,7 +39,7 @@ int wisp_gs_limits_check(const wisp_gs_limits *l)
 	return 0;
 }
 
-/* ---- allocation ------------------------------------------------------------ */
+/* ---- allocation ----------------------------------------------------------------- */
 
 static size_t align8(size_t n)
 {
@@ -105,7 +105,7 @@ void wisp_gs_rpc_clear(wisp_gs_rpc *rpc)
 	rpc->has_control = false;
 }
 
-/* ---- decoding ---------------------------------------------------------------- */
+/* ---- decoding ------------------------------------------------------------------- */
 
 /* One walk over the RPC. Pass 1 (fill false) checks structure, wire types,
  * lengths and counts, stopping at the first count over its limit; pass 2
@@ -467,7 +467,7 @@ int wisp_gs_rpc_decode(wisp_gs_rpc *rpc, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* ---- encoding ---------------------------------------------------------------- */
+/* ---- encoding ------------------------------------------------------------------- */
 
 static size_t lenf(uint32_t num, size_t len)
 {
@@ -730,7 +730,7 @@ int wisp_gs_publish_frame(const wisp_gs_message *m, wisp_pool *pool, wisp_buf **
 	return 0;
 }
 
-/* ---- signatures -------------------------------------------------------------- */
+/* ---- signatures ----------------------------------------------------------------- */
 
 size_t wisp_gs_sign_bytes_size(const wisp_gs_message *m)
 {

@@ -19,7 +19,7 @@
 #include "codec/pb.h"
 #include "codec/varint.h"
 
-/* ---- a tiny protobuf builder for hand-made inputs --------------------------- */
+/* ---- a tiny protobuf builder for hand-made inputs ------------------------------- */
 
 typedef struct pbuf {
 	uint8_t b[1 << 16];
@@ -403,7 +403,7 @@ static void test_flood_refused_before_walk(void **state)
 	wisp_gs_rpc_free(r);
 }
 
-/* ---- round trips -------------------------------------------------------------------- */
+/* ---- round trips ---------------------------------------------------------------- */
 
 static void rand_bytes(uint8_t *store, size_t *used, size_t cap, wisp_gs_bytes *b, uint32_t max)
 {
@@ -605,7 +605,7 @@ static void test_frames(void **state)
 	wisp_pool_free(pool);
 }
 
-/* ---- StrictSign ------------------------------------------------------------------------ */
+/* ---- StrictSign ----------------------------------------------------------------- */
 
 static void fixed_key(wisp_privkey *k, uint8_t fill)
 {
