@@ -8,6 +8,7 @@
 #include <wisp/error.h>
 
 #include "net/builtin.h"
+#include "net/pubsub.h"
 #include "peerset/peers.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
@@ -182,8 +183,10 @@ static void on_upgraded(void *ctx, wisp_conn *c)
 	(void)c;
 	wisp_stat_add(&sc->shard->stats.upgraded, 1);
 	report_up(sc->shard, sc);
-	if (!sc->closing)
+	if (!sc->closing) {
 		wisp_builtin_upgraded(sc);
+		wisp_pubsub_upgraded(sc);
+	}
 }
 
 static int conn_create(wisp_shard_conn *sc, bool dialer)
@@ -324,6 +327,7 @@ static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
 	report_down(s, sc, sc->err ? sc->err : WISP_ERR_RESET);
 	if (sc->conn) {
 		wisp_builtin_closed(sc);
+		wisp_pubsub_closed(sc);
 		wisp_conn_free(sc->conn);
 		sc->conn = NULL;
 	}
@@ -521,6 +525,7 @@ void wisp_shard_stop(wisp_shard *s)
 		for (uint32_t i = 0; i < s->n_slots; i++)
 			if (s->slots[i].used && s->slots[i].conn) {
 				wisp_builtin_closed(&s->slots[i]);
+				wisp_pubsub_closed(&s->slots[i]);
 				wisp_conn_free(s->slots[i].conn);
 				s->slots[i].conn = NULL;
 			}

@@ -59,7 +59,15 @@ typedef struct wisp_shard_conn {
 	wisp_tstamp over_budget_since; /* 0 when within the budget */
 	struct wisp_shard_conn *next_dirty;
 	struct wisp_builtin_conn *bi; /* built-in protocols' per-connection state */
+	struct wisp_pubsub_conn *ps;  /* gossipsub's streams and send queue */
 } wisp_shard_conn;
+
+/* gossipsub's streams on this worker (net/pubsub.h) */
+typedef struct wisp_pubsub_stats {
+	wisp_stat rpcs_in, rpc_bytes_in, frames_out, frame_bytes_out;
+	wisp_stat oversized, actor_full, expired, over_budget, no_stream;
+	wisp_stat open_failed;  /* our stream refused or reset before it opened */
+} wisp_pubsub_stats;
 
 typedef struct wisp_shard_stats {
 	wisp_stat conns_in, conns_out, upgraded, handshake_failures, handshake_timeouts;
@@ -88,6 +96,7 @@ struct wisp_shard {
 	uint32_t n_listeners;
 	wisp_shard_stats stats;
 	struct wisp_builtin_shard *bi;
+	wisp_pubsub_stats pubsub;
 };
 
 /* On the worker's thread, from its actor's start: the TCP engine, the

@@ -11,10 +11,13 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include "actors/gossip/actor.h"
+#include "actors/scoring/actor.h"
 #include "actors/telemetry.h"
 #include "codec/multiaddr.h"
 #include "net/addr.h"
 #include "net/builtin.h"
+#include "net/pubsub.h"
 #include "peerset/peers.h"
 #include "runtime/clock.h"
 #include "runtime/mem.h"
@@ -162,7 +165,12 @@ static int net_setup(wisp_node *n, const wisp_options *o)
 		}
 	}
 	n->net.n_listen = o->n_listen;
-	if ((err = wisp_builtin_register(n))) {
+	wisp_gs_limits lim;
+	wisp_gs_limits_default(&lim);
+	n->net.pubsub_max_rpc = lim.max_rpc;
+	n->net.pubsub_budget = o->conn_send_budget;
+	n->net.pubsub_max_frames = 65536;
+	if ((err = wisp_builtin_register(n)) || (err = wisp_pubsub_register(n))) {
 		set_err(n, "registering the built-in protocols failed: %s", wisp_strerror(err));
 		return err;
 	}
@@ -322,6 +330,29 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 	if ((err = wisp_actor_init(&n->peers, &n->hosts[0], &wisp_peers_ops, n->peers_state, o->mailbox_slots,
 				   loops)))
 		goto fail;
+	wisp_gs_config gcfg;
+	wisp_gs_config_default(&gcfg);
+	gcfg.max_peers = n->n_workers * o->max_conns < 4096 ? n->n_workers * o->max_conns : 4096;
+	wisp_score_params sp;
+	wisp_score_params_default(&sp);
+	sp.max_peers = gcfg.max_peers;
+	sp.max_topics = gcfg.max_topics + gcfg.max_remote_topics;
+	/* the router judges peers by the scoring actor's thresholds */
+	gcfg.gossip_threshold = sp.thresholds.gossip;
+	gcfg.publish_threshold = sp.thresholds.publish;
+	gcfg.graylist_threshold = sp.thresholds.graylist;
+	gcfg.accept_px_threshold = sp.thresholds.accept_px;
+	gcfg.opportunistic_graft_threshold = sp.thresholds.opportunistic_graft;
+	if ((err = wisp_gossip_new(&n->gossip_state, n, &gcfg)))
+		goto fail;
+	if ((err = wisp_actor_init(&n->gossip, &n->hosts[0], &wisp_gossip_ops, n->gossip_state, o->mailbox_slots,
+				   loops)))
+		goto fail;
+	if ((err = wisp_scoring_new(&n->scoring_state, n, &sp)))
+		goto fail;
+	if ((err = wisp_actor_init(&n->scoring, &n->hosts[0], &wisp_scoring_ops, n->scoring_state, o->mailbox_slots,
+				   loops)))
+		goto fail;
 	if ((err = wisp_mailbox_init(&n->events, mem, o->event_slots, loops, NULL)))
 		goto fail;
 	*out = n;
@@ -427,8 +458,11 @@ int wisp_node_stop(wisp_node *n)
 	stop_loops(n->hosts, n->n_hosts);
 	wisp_mailbox_close(&n->telemetry.mb);
 	wisp_mailbox_close(&n->peers.mb);
+	wisp_mailbox_close(&n->gossip.mb);
+	wisp_mailbox_close(&n->scoring.mb);
 	stop_loops(n->workers, n->n_workers);
-	uint64_t left = drain_actor(&n->telemetry) + drain_actor(&n->peers);
+	uint64_t left = drain_actor(&n->telemetry) + drain_actor(&n->peers) + drain_actor(&n->gossip) +
+			drain_actor(&n->scoring);
 	for (uint32_t i = 0; i < n->n_workers; i++)
 		left += drain_actor(&n->worker_actors[i]);
 	wisp_stat_add(&n->discarded, left);
@@ -447,6 +481,10 @@ void wisp_node_free(wisp_node *n)
 	wisp_telemetry_free(n->tele_state);
 	wisp_actor_fini(&n->peers);
 	wisp_peers_free(n->peers_state);
+	wisp_actor_fini(&n->gossip);
+	wisp_gossip_free(n->gossip_state);
+	wisp_actor_fini(&n->scoring);
+	wisp_scoring_free(n->scoring_state);
 	close_listeners(n);
 	wisp_privkey_wipe(&n->identity);
 	if (n->worker_actors)
@@ -663,6 +701,99 @@ int wisp_stream_test(wisp_node *n, const wisp_peer_id *peer, const wisp_test_spe
 	if (!ok)
 		return WISP_ERR_INVALID_ARG;
 	return peer_command(n, WISP_PEER_TEST, peer, t, cookie);
+}
+
+/* ---- gossip ----------------------------------------------------------- */
+
+void wisp_topic_opts_default(wisp_topic_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = WISP_TOPIC_OPTS_VERSION;
+	o->sign = WISP_SIGN_STRICT;
+	o->msgid = WISP_MSGID_DEFAULT;
+	o->max_size = 1u << 20;
+	o->idontwant_min = 1024;
+	o->flood_publish = 1;
+	o->validate = 0;
+}
+
+static int gossip_cmd(wisp_node *n, wisp_msg *m)
+{
+	int err = gate_enter(n);
+	if (err) {
+		wisp_buf_unref(m->buf);
+		return err;
+	}
+	err = wisp_actor_send(&n->gossip, m, NULL);
+	if (err)
+		wisp_buf_unref(m->buf);
+	gate_exit(n);
+	return err;
+}
+
+static int topic_cmd(wisp_node *n, uint32_t type, const char *topic, const wisp_topic_opts *o, uint64_t cookie)
+{
+	size_t len = strlen(topic);
+	if (len == 0 || len > 255 || (o && o->version != WISP_TOPIC_OPTS_VERSION))
+		return WISP_ERR_INVALID_ARG;
+	wisp_buf *b = wisp_buf_alloc(n->pool, sizeof(wisp_gossip_sub));
+	if (!b)
+		return WISP_ERR_AGAIN;
+	wisp_gossip_sub *s = (wisp_gossip_sub *)b->data;
+	memset(s, 0, sizeof(*s));
+	memcpy(s->topic, topic, len);
+	s->len = (uint32_t)len;
+	if (o)
+		s->opts = *o;
+	else
+		wisp_topic_opts_default(&s->opts);
+	b->len = sizeof(*s);
+	wisp_msg m = { .type = type, .b = cookie, .buf = b };
+	return gossip_cmd(n, &m);
+}
+
+int wisp_subscribe(wisp_node *n, const char *topic, const wisp_topic_opts *o, uint64_t cookie)
+{
+	return topic_cmd(n, WISP_GMSG_SUBSCRIBE, topic, o, cookie);
+}
+
+int wisp_unsubscribe(wisp_node *n, const char *topic, uint64_t cookie)
+{
+	return topic_cmd(n, WISP_GMSG_UNSUBSCRIBE, topic, NULL, cookie);
+}
+
+int wisp_publish(wisp_node *n, const char *topic, const void *data, size_t len, uint64_t cookie)
+{
+	size_t tlen = strlen(topic);
+	if (tlen == 0 || tlen > 255 || (len && !data))
+		return WISP_ERR_INVALID_ARG;
+	size_t need = sizeof(wisp_gossip_pub) + tlen + len;
+	if (need > wisp_pool_max_len(n->pool))
+		return WISP_ERR_TOO_LARGE;
+	wisp_buf *b = wisp_buf_alloc(n->pool, need);
+	if (!b)
+		return WISP_ERR_AGAIN;
+	wisp_gossip_pub *p = (wisp_gossip_pub *)b->data;
+	p->topic_len = (uint32_t)tlen;
+	p->data_len = (uint32_t)len;
+	memcpy(p + 1, topic, tlen);
+	if (len)
+		memcpy((uint8_t *)(p + 1) + tlen, data, len);
+	b->len = (uint32_t)need;
+	wisp_msg m = { .type = WISP_GMSG_PUBLISH, .b = cookie, .buf = b };
+	return gossip_cmd(n, &m);
+}
+
+int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v)
+{
+	if ((unsigned)v > WISP_VERDICT_IGNORE_RETRY)
+		return WISP_ERR_INVALID_ARG;
+	_Static_assert((int)WISP_VERDICT_ACCEPT == (int)WISP_GS_ACCEPT && (int)WISP_VERDICT_REJECT == (int)WISP_GS_REJECT &&
+			       (int)WISP_VERDICT_IGNORE == (int)WISP_GS_IGNORE &&
+			       (int)WISP_VERDICT_IGNORE_RETRY == (int)WISP_GS_IGNORE_RETRY,
+		       "verdicts pass through unchanged");
+	wisp_msg m = { .type = WISP_GMSG_VALIDATE, .a = ref, .b = (uint64_t)v };
+	return gossip_cmd(n, &m);
 }
 
 /* ---- figures ----------------------------------------------------------- */

@@ -17,6 +17,8 @@
 struct wisp_worker;
 struct wisp_telemetry;
 struct wisp_peers;
+struct wisp_gossip;
+struct wisp_scoring;
 
 #define WISP_MAX_LISTEN 8
 #define WISP_MAX_ADVERTISE 16
@@ -38,6 +40,10 @@ struct wisp_node {
 	struct wisp_telemetry *tele_state;
 	wisp_actor peers;
 	struct wisp_peers *peers_state;
+	wisp_actor gossip;
+	struct wisp_gossip *gossip_state;
+	wisp_actor scoring;
+	struct wisp_scoring *scoring_state;
 
 	/* The network: read-only once started, except the counters. */
 	wisp_privkey identity;
@@ -57,6 +63,9 @@ struct wisp_node {
 		uint8_t advertise[WISP_MAX_ADVERTISE][64];
 		uint32_t advertise_len[WISP_MAX_ADVERTISE];
 		char agent[128];
+		size_t pubsub_budget;        /* gossipsub frames queued per connection, bytes */
+		uint32_t pubsub_max_frames;  /* ... and frames per priority class */
+		uint32_t pubsub_max_rpc;     /* largest RPC frame accepted */
 		wisp_stat identify_errors, ping_errors; /* several writers */
 	} net;
 

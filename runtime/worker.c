@@ -4,8 +4,11 @@
 
 #include <wisp/error.h>
 
+#include "actors/gossip/actor.h"
 #include "actors/telemetry.h"
 #include "net/builtin.h"
+#include "net/pubsub.h"
+#include "runtime/mem.h"
 #include "peerset/peers.h"
 #include "runtime/node.h"
 
@@ -27,6 +30,31 @@ static void worker_stop(wisp_actor *a, wisp_tstamp now)
 	(void)now;
 	wisp_worker *w = a->state;
 	wisp_shard_stop(&w->shard);
+	wisp_free(w->node->mem, w->verify_scratch);
+	w->verify_scratch = NULL;
+}
+
+/* A StrictSign check for the gossip actor, off its thread. */
+static void gs_verify(wisp_worker *w, wisp_actor *a, wisp_msg *m)
+{
+	wisp_node *n = w->node;
+	bool ok = false;
+	uint64_t off = m->b >> 32, len = m->b & 0xffffffffu;
+	if (!w->verify_scratch) {
+		w->verify_len = (size_t)n->net.pubsub_max_rpc + 4096;
+		w->verify_scratch = wisp_malloc(n->mem, w->verify_len);
+	}
+	if (m->buf && w->verify_scratch && off + len <= m->buf->len) {
+		wisp_gs_message msg;
+		wisp_gs_limits lim;
+		wisp_gs_limits_default(&lim);
+		lim.max_message = n->net.pubsub_max_rpc;
+		ok = wisp_gs_message_decode(&msg, m->buf->data + off, (size_t)len, &lim) == WISP_OK &&
+		     wisp_gs_verify(&msg, w->verify_scratch, w->verify_len) == WISP_OK;
+	}
+	wisp_msg r = { .type = WISP_GMSG_VERIFIED, .src = w->index, .a = m->a, .b = ok };
+	/* a lost answer leaves the message to the router's validate timeout */
+	(void)wisp_actor_send(&n->gossip, &r, a);
 }
 
 static void peer_cmd(wisp_worker *w, wisp_msg *m)
@@ -72,6 +100,15 @@ static void worker_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 	case WISP_WMSG_PEER_CMD:
 		if (m->buf)
 			peer_cmd(w, m);
+		break;
+	case WISP_WMSG_GS_SEND + 0:
+	case WISP_WMSG_GS_SEND + 1:
+	case WISP_WMSG_GS_SEND + 2:
+		if (m->buf)
+			wisp_pubsub_send(&w->shard, m->a, m->buf, (int)(m->type - WISP_WMSG_GS_SEND), m->b);
+		break;
+	case WISP_WMSG_GS_VERIFY:
+		gs_verify(w, a, m);
 		break;
 	default:
 		break;

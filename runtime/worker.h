@@ -14,12 +14,18 @@ enum wisp_worker_msg {
 	WISP_WMSG_DIAL = 2,     /* a: cookie, buf: wisp_dial_req (peerset/peers.h) */
 	WISP_WMSG_ADOPT = 3,    /* a: an accepted socket, dealt by worker 0 */
 	WISP_WMSG_PEER_CMD = 4, /* a: conn ref, b: cookie, buf: wisp_peer_cmd */
+	WISP_WMSG_GS_SEND = 5,  /* +class (0 control, 1 publish, 2 forward): a: conn ref,
+				   b: expiry (0 none), buf: a gossipsub RPC frame */
+	WISP_WMSG_GS_VERIFY = 8,/* a: router ref, b: offset << 32 | length of the Message in buf,
+				   buf: its frame; answer WISP_GMSG_VERIFIED to the gossip actor */
 };
 
 typedef struct wisp_worker {
 	struct wisp_node *node;
 	uint32_t index;
 	wisp_shard shard;
+	uint8_t *verify_scratch; /* signature checks: max message + 4 KiB, made on first use */
+	size_t verify_len;
 } wisp_worker;
 
 extern const wisp_actor_ops wisp_worker_ops;

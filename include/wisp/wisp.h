@@ -287,6 +287,8 @@ typedef enum wisp_sign_policy {
 typedef enum wisp_msgid_kind {
 	WISP_MSGID_DEFAULT = 0, /* libp2p's default: from || seqno (StrictSign) */
 	WISP_MSGID_CONTENT = 1, /* SHA-256 of the data (the Atlas profile; StrictNoSign needs it) */
+	WISP_MSGID_KEY_SEQNO = 2, /* the author's PublicKey protobuf || seqno: js-libp2p's default
+				     under StrictSign */
 } wisp_msgid_kind;
 
 typedef enum wisp_verdict {

@@ -1,0 +1,541 @@
+#include "actors/gossip/actor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <wisp/error.h>
+
+#include "actors/scoring/actor.h"
+#include "net/pubsub.h"
+#include "peerset/peers.h"
+#include "runtime/mem.h"
+#include "runtime/node.h"
+#include "runtime/worker.h"
+
+typedef struct gpeer {
+	bool used;
+	wisp_conn_ref ref;   /* the connection its frames go out on */
+	wisp_peer_id id;
+} gpeer;
+
+struct wisp_gossip {
+	wisp_node *node;
+	wisp_actor *actor;
+	wisp_gs_config cfg;
+	wisp_gs_router *router;
+	gpeer *peers;             /* cfg.max_peers handles */
+	uint8_t *validate_topic;  /* per router topic number: the application validates */
+	double *scores;           /* the latest snapshot from the scoring actor */
+	uint32_t n_scores;
+	uint32_t n_peers, n_topics;
+	uint32_t next_worker;
+	uint8_t *scratch;         /* for signature checks done here (fallback) */
+	size_t scratch_len;
+	wisp_timer hb;
+	wisp_gossip_stats st;
+};
+
+int wisp_gossip_new(wisp_gossip **out, wisp_node *node, const wisp_gs_config *cfg)
+{
+	wisp_gossip *g = wisp_calloc(node->mem, 1, sizeof(*g));
+	if (!g)
+		return WISP_ERR_NOMEM;
+	g->node = node;
+	g->cfg = *cfg;
+	g->peers = wisp_calloc(node->mem, cfg->max_peers, sizeof(*g->peers));
+	g->validate_topic = wisp_calloc(node->mem, cfg->max_topics + cfg->max_remote_topics, 1);
+	g->scratch_len = (size_t)cfg->lim.max_message + 4096;
+	g->scratch = wisp_malloc(node->mem, g->scratch_len);
+	g->scores = wisp_calloc(node->mem, cfg->max_peers, sizeof(*g->scores));
+	if (!g->peers || !g->validate_topic || !g->scratch || !g->scores) {
+		wisp_gossip_free(g);
+		return WISP_ERR_NOMEM;
+	}
+	*out = g;
+	return WISP_OK;
+}
+
+void wisp_gossip_free(wisp_gossip *g)
+{
+	if (!g)
+		return;
+	wisp_gs_router_free(g->router);
+	wisp_free(g->node->mem, g->scores);
+	wisp_free(g->node->mem, g->peers);
+	wisp_free(g->node->mem, g->validate_topic);
+	wisp_free(g->node->mem, g->scratch);
+	wisp_free(g->node->mem, g);
+}
+
+const wisp_gossip_stats *wisp_gossip_stats_of(const wisp_gossip *g)
+{
+	return &g->st;
+}
+
+void wisp_gossip_router_stats(const wisp_gossip *g, wisp_gs_router_stats *out)
+{
+	if (g->router)
+		wisp_gs_router_stats_get(g->router, out);
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+/* ---- peers ------------------------------------------------------------- */
+
+static int64_t handle_of_ref(const wisp_gossip *g, wisp_conn_ref ref)
+{
+	for (uint32_t i = 0; i < g->cfg.max_peers; i++)
+		if (g->peers[i].used && g->peers[i].ref == ref)
+			return i;
+	return -1;
+}
+
+static int64_t handle_of_id(const wisp_gossip *g, const wisp_peer_id *id)
+{
+	for (uint32_t i = 0; i < g->cfg.max_peers; i++)
+		if (g->peers[i].used && wisp_peer_id_equal(&g->peers[i].id, id))
+			return i;
+	return -1;
+}
+
+static void to_scoring(wisp_gossip *g, uint32_t type, uint64_t a, uint64_t b, wisp_buf *buf)
+{
+	wisp_msg m = { .type = type, .a = a, .b = b, .buf = buf };
+	if (wisp_actor_send(&g->node->scoring, &m, g->actor) != WISP_OK) {
+		wisp_buf_unref(buf);
+		wisp_stat_add(&g->st.events_dropped, 1);
+	}
+}
+
+static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
+{
+	const wisp_pubsub_peer *pp = (const wisp_pubsub_peer *)m->buf->data;
+	if (handle_of_id(g, &pp->peer) >= 0)
+		return; /* a second connection: the first one's handle carries it */
+	int64_t h = -1;
+	for (uint32_t i = 0; i < g->cfg.max_peers && h < 0; i++)
+		if (!g->peers[i].used)
+			h = i;
+	uint32_t proto = pp->version == 12 ? WISP_GS_PROTO_V12 : pp->version == 11 ? WISP_GS_PROTO_V11 : WISP_GS_PROTO_V10;
+	if (h < 0) {
+		wisp_stat_add(&g->st.peers_refused, 1);
+		return;
+	}
+	/* In the table first: adding the peer sends it our subscriptions. */
+	g->peers[h] = (gpeer){ .used = true, .ref = m->a, .id = pp->peer };
+	if (wisp_gs_router_add_peer(g->router, (uint32_t)h, &pp->peer, pp->outbound, false, proto, now)) {
+		g->peers[h].used = false;
+		wisp_stat_add(&g->st.peers_refused, 1);
+		return;
+	}
+	g->n_peers++;
+	wisp_stat_add(&g->st.peers, 1);
+	wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_scoring_peer));
+	if (b) {
+		wisp_scoring_peer *sp = (wisp_scoring_peer *)b->data;
+		memset(sp, 0, sizeof(*sp));
+		sp->id = pp->peer;
+		sp->has_ip = pp->has_ip;
+		memcpy(sp->ip, pp->ip, sizeof(sp->ip));
+		b->len = sizeof(*sp);
+		to_scoring(g, WISP_SMSG_PEER_ADD, (uint64_t)h, 0, b);
+	}
+}
+
+static void peer_down(wisp_gossip *g, wisp_conn_ref ref, wisp_tstamp now)
+{
+	int64_t h = handle_of_ref(g, ref);
+	if (h < 0)
+		return;
+	wisp_gs_router_remove_peer(g->router, (uint32_t)h, now);
+	g->peers[h].used = false;
+	g->n_peers--;
+	to_scoring(g, WISP_SMSG_PEER_REMOVE, (uint64_t)h, 0, NULL);
+}
+
+/* ---- router callbacks -------------------------------------------------- */
+
+static void r_send(void *ctx, uint32_t peer, wisp_buf *frame, int prio, wisp_tstamp expires)
+{
+	wisp_gossip *g = ctx;
+	if (peer >= g->cfg.max_peers || !g->peers[peer].used)
+		return;
+	wisp_conn_ref ref = g->peers[peer].ref;
+	int cls = WISP_GS_PRIO_CLASS(prio);
+	if (cls > WISP_PUBSUB_FORWARD)
+		cls = WISP_PUBSUB_FORWARD;
+	wisp_msg m = { .type = WISP_WMSG_GS_SEND + (uint32_t)cls, .a = ref, .b = expires, .buf = wisp_buf_ref(frame) };
+	if (wisp_actor_send(&g->node->worker_actors[wisp_conn_ref_worker(ref)], &m, g->actor) != WISP_OK) {
+		wisp_buf_unref(frame);
+		wisp_stat_add(&g->st.send_failed, 1);
+	}
+}
+
+static void r_verify(void *ctx, uint64_t ref, wisp_buf *frame, const wisp_gs_message *msg)
+{
+	wisp_gossip *g = ctx;
+	/* Signature checks go to the workers in turn: they do not serialize on
+	 * this thread. The worker decodes the message again from its place. */
+	uint64_t off = (uint64_t)(msg->raw.data - frame->data), len = msg->raw.len;
+	uint32_t to = g->next_worker++ % g->node->n_workers;
+	wisp_msg m = { .type = WISP_WMSG_GS_VERIFY, .a = ref, .b = off << 32 | len, .buf = wisp_buf_ref(frame) };
+	if (msg->raw.data && wisp_actor_send(&g->node->worker_actors[to], &m, g->actor) == WISP_OK) {
+		wisp_stat_add(&g->st.verify_dealt, 1);
+		return;
+	}
+	wisp_buf_unref(frame);
+	wisp_stat_add(&g->st.verify_inline, 1);
+	int err = wisp_gs_verify(msg, g->scratch, g->scratch_len);
+	wisp_gs_router_verified(g->router, ref, err == WISP_OK, wisp_loop_now(g->actor->loop));
+}
+
+/* An event for the application carrying a message: info, topic, data. */
+static wisp_buf *message_event(wisp_gossip *g, uint64_t ref, uint32_t topic, const wisp_gs_message *m,
+			       const uint8_t *id, size_t id_len, uint32_t from_peer)
+{
+	size_t tlen = m->topic.len, dlen = m->data.len;
+	size_t need = sizeof(wisp_message_info) + tlen + 1 + dlen;
+	wisp_buf *b = wisp_buf_alloc(g->node->pool, need);
+	if (!b) {
+		wisp_stat_add(&g->st.events_dropped, 1);
+		return NULL;
+	}
+	wisp_message_info *mi = (wisp_message_info *)b->data;
+	memset(mi, 0, sizeof(*mi));
+	char *t = (char *)(mi + 1);
+	memcpy(t, m->topic.data, tlen);
+	t[tlen] = 0;
+	uint8_t *d = (uint8_t *)t + tlen + 1;
+	if (dlen)
+		memcpy(d, m->data.data, dlen);
+	mi->ref = ref;
+	mi->topic = t;
+	mi->data = d;
+	mi->len = (uint32_t)dlen;
+	if (m->has_from && wisp_peer_id_from_bytes(&mi->from, m->from.data, m->from.len) != WISP_OK)
+		mi->from.len = 0;
+	if (from_peer < g->cfg.max_peers && g->peers[from_peer].used)
+		mi->source = g->peers[from_peer].id;
+	mi->id_len = (uint32_t)(id_len < sizeof(mi->id) ? id_len : sizeof(mi->id));
+	memcpy(mi->id, id, mi->id_len);
+	(void)topic;
+	b->len = (uint32_t)need;
+	return b;
+}
+
+static void r_validate(void *ctx, uint64_t ref, uint32_t topic, wisp_buf *frame, const wisp_gs_message *m,
+		       const uint8_t *id, size_t id_len, uint32_t from_peer)
+{
+	wisp_gossip *g = ctx;
+	(void)frame;
+	wisp_tstamp now = wisp_loop_now(g->actor->loop);
+	if (topic >= g->cfg.max_topics + g->cfg.max_remote_topics || !g->validate_topic[topic]) {
+		wisp_gs_router_validated(g->router, ref, WISP_GS_ACCEPT, now);
+		return;
+	}
+	wisp_buf *b = message_event(g, ref, topic, m, id, id_len, from_peer);
+	if (!b || wisp_node_emit(g->node, g->actor->loop, WISP_EVENT_VALIDATE, WISP_OK, 0, b) != WISP_OK)
+		/* the application cannot hear of it: not its fault, nor the peer's */
+		wisp_gs_router_validated(g->router, ref, WISP_GS_IGNORE_RETRY, now);
+}
+
+static void r_deliver(void *ctx, uint32_t topic, wisp_buf *frame, const wisp_gs_message *m, const uint8_t *id,
+		      size_t id_len, uint32_t from_peer)
+{
+	wisp_gossip *g = ctx;
+	(void)frame;
+	wisp_buf *b = message_event(g, 0, topic, m, id, id_len, from_peer);
+	if (b && wisp_node_emit(g->node, g->actor->loop, WISP_EVENT_MESSAGE, WISP_OK, 0, b) == WISP_OK)
+		wisp_stat_add(&g->st.delivered, 1);
+}
+
+static void r_score_event(void *ctx, const wisp_gs_score_event *ev)
+{
+	wisp_gossip *g = ctx;
+	wisp_score_event e = { .peer = ev->peer, .topic = ev->topic == WISP_GS_NO_TOPIC ? 0 : ev->topic };
+	switch (ev->type) {
+	case WISP_GS_EV_GRAFT:
+		e.kind = WISP_SCORE_EV_GRAFT;
+		break;
+	case WISP_GS_EV_PRUNE:
+		e.kind = WISP_SCORE_EV_PRUNE;
+		break;
+	case WISP_GS_EV_FIRST_DELIVERY:
+		e.kind = WISP_SCORE_EV_FIRST_DELIVERY;
+		break;
+	case WISP_GS_EV_DUPLICATE:
+		/* aux: ms after our first copy arrived, which is when the clock
+		 * of the mesh-delivery window starts here */
+		e.kind = WISP_SCORE_EV_DUPLICATE;
+		e.u.validated_at = ev->aux == UINT32_MAX ? ev->now : ev->now - (wisp_tstamp)ev->aux * WISP_NS_PER_MS;
+		break;
+	case WISP_GS_EV_INVALID:
+		e.kind = WISP_SCORE_EV_INVALID;
+		break;
+	case WISP_GS_EV_BROKEN_PROMISE:
+		e.kind = WISP_SCORE_EV_BEHAVIOUR_PENALTY;
+		e.u.value = 1;
+		break;
+	case WISP_GS_EV_BEHAVIOUR:
+		e.kind = WISP_SCORE_EV_BEHAVIOUR_PENALTY;
+		e.u.value = ev->aux;
+		break;
+	default:
+		return;
+	}
+	uint64_t a, b;
+	if (wisp_score_event_pack(&e, &a, &b) == WISP_OK)
+		to_scoring(g, WISP_SMSG_EVENT, a, b, NULL);
+}
+
+static void r_px(void *ctx, const uint8_t *peer_id, size_t len)
+{
+	wisp_gossip *g = ctx;
+	(void)peer_id;
+	(void)len;
+	/* PX records carry no address we can dial without signed peer
+	 * records: counted, not followed. */
+	wisp_stat_add(&g->st.px_ignored, 1);
+}
+
+static double r_score(void *ctx, uint32_t peer)
+{
+	wisp_gossip *g = ctx;
+	if (peer >= g->n_scores)
+		return 0;
+	double v = g->scores[peer];
+	return isnan(v) ? 0 : v;
+}
+
+static const wisp_gs_ops router_ops = {
+	.send = r_send,
+	.verify = r_verify,
+	.validate = r_validate,
+	.deliver = r_deliver,
+	.score_event = r_score_event,
+	.px = r_px,
+	.score = r_score,
+};
+
+/* ---- the handle's commands --------------------------------------------- */
+
+static void profile_of(const wisp_topic_opts *o, wisp_gs_topic_profile *p)
+{
+	wisp_gs_topic_profile_default(p);
+	p->sign = o->sign == WISP_SIGN_NONE ? WISP_GS_SIGN_NONE : WISP_GS_SIGN_STRICT;
+	switch (o->msgid) {
+	case WISP_MSGID_CONTENT:
+		p->msgid = WISP_GS_MSGID_CONTENT;
+		break;
+	case WISP_MSGID_KEY_SEQNO:
+		p->msgid = WISP_GS_MSGID_KEY_SEQNO;
+		break;
+	default:
+		p->msgid = o->sign == WISP_SIGN_NONE ? WISP_GS_MSGID_CONTENT : WISP_GS_MSGID_DEFAULT;
+		break;
+	}
+	p->max_size = o->max_size;
+	p->idontwant_threshold = o->idontwant_min ? o->idontwant_min - 1 : 0;
+	p->flood_publish = o->flood_publish != 0;
+}
+
+static void emit_topic(wisp_gossip *g, int status, uint64_t cookie, const char *topic, bool subscribed)
+{
+	wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_topic_info));
+	if (b) {
+		wisp_topic_info *ti = (wisp_topic_info *)b->data;
+		memset(ti, 0, sizeof(*ti));
+		snprintf(ti->topic, sizeof(ti->topic), "%s", topic);
+		ti->subscribed = subscribed;
+		b->len = sizeof(*ti);
+	}
+	wisp_node_emit(g->node, g->actor->loop, WISP_EVENT_SUBSCRIBED, status, cookie, b);
+}
+
+static void subscribe(wisp_gossip *g, wisp_msg *m, bool sub, wisp_tstamp now)
+{
+	const wisp_gossip_sub *s = (const wisp_gossip_sub *)m->buf->data;
+	int err;
+	if (sub) {
+		wisp_gs_topic_profile p;
+		profile_of(&s->opts, &p);
+		err = wisp_gs_router_subscribe(g->router, (const uint8_t *)s->topic, s->len, &p, now);
+		int64_t t = wisp_gs_router_topic_index(g->router, (const uint8_t *)s->topic, s->len);
+		if (!err)
+			g->n_topics++;
+		if (!err && t >= 0 && (uint64_t)t < g->cfg.max_topics + g->cfg.max_remote_topics) {
+			g->validate_topic[t] = s->opts.validate != 0;
+			/* the scoring actor scores the topic with its defaults */
+			wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_score_topic_params));
+			if (b) {
+				wisp_score_params sp;
+				wisp_score_params_default(&sp);
+				wisp_score_topic_default((wisp_score_topic_params *)(void *)b->data, &sp);
+				b->len = sizeof(wisp_score_topic_params);
+				to_scoring(g, WISP_SMSG_TOPIC, (uint64_t)t, 0, b);
+			}
+		}
+	} else {
+		err = wisp_gs_router_unsubscribe(g->router, (const uint8_t *)s->topic, s->len, now);
+		if (!err && g->n_topics)
+			g->n_topics--;
+	}
+	emit_topic(g, err, m->b, s->topic, sub && !err);
+}
+
+static void publish(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
+{
+	const wisp_gossip_pub *p = (const wisp_gossip_pub *)m->buf->data;
+	const uint8_t *topic = (const uint8_t *)(p + 1), *data = topic + p->topic_len;
+	wisp_gs_publish_result r;
+	memset(&r, 0, sizeof(r));
+	int err = wisp_gs_router_publish(g->router, topic, p->topic_len, data, p->data_len, now, &r);
+	int status = err;
+	if (!err) {
+		switch (r.status) {
+		case WISP_GS_PUB_OK:
+			status = WISP_OK;
+			break;
+		case WISP_GS_PUB_NO_PEERS:
+			status = WISP_ERR_NOTFOUND;
+			break;
+		case WISP_GS_PUB_TOO_LARGE:
+			status = WISP_ERR_TOO_LARGE;
+			break;
+		case WISP_GS_PUB_DUPLICATE:
+			status = WISP_ERR_EXISTS;
+			break;
+		case WISP_GS_PUB_NO_MEMORY:
+			status = WISP_ERR_AGAIN;
+			break;
+		case WISP_GS_PUB_NO_KEY:
+			status = WISP_ERR_STATE;
+			break;
+		default:
+			status = WISP_ERR_LIMIT;
+			break;
+		}
+	}
+	wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_published_info));
+	if (b) {
+		wisp_published_info *pi = (wisp_published_info *)b->data;
+		memset(pi, 0, sizeof(*pi));
+		size_t tl = p->topic_len < sizeof(pi->topic) - 1 ? p->topic_len : sizeof(pi->topic) - 1;
+		memcpy(pi->topic, topic, tl);
+		pi->id_len = r.id_len < sizeof(pi->id) ? r.id_len : (uint32_t)sizeof(pi->id);
+		memcpy(pi->id, r.id, pi->id_len);
+		pi->peers = r.peers;
+		b->len = sizeof(*pi);
+	}
+	wisp_node_emit(g->node, g->actor->loop, WISP_EVENT_PUBLISHED, status, m->b, b);
+}
+
+/* ---- the actor ---------------------------------------------------------- */
+
+static void arm_heartbeat(wisp_gossip *g)
+{
+	wisp_tstamp at = wisp_gs_router_expiry(g->router);
+	/* Without peers and topics a heartbeat has nothing to do: an idle node
+	 * sleeps. Fanout and caches wait for the next one. */
+	if (at == WISP_GS_NEVER || (g->n_peers == 0 && g->n_topics == 0))
+		wisp_loop_timer_disarm(g->actor->loop, &g->hb);
+	else
+		(void)wisp_loop_timer_arm(g->actor->loop, &g->hb, at);
+}
+
+static void on_timer(wisp_timer *t, wisp_tstamp now)
+{
+	wisp_gossip *g = t->arg;
+	(void)wisp_gs_router_handle_expiry(g->router, now);
+	arm_heartbeat(g);
+}
+
+static int gossip_start(wisp_actor *a, wisp_tstamp now)
+{
+	wisp_gossip *g = a->state;
+	g->actor = a;
+	int err = wisp_gs_router_new(&g->router, g->node->mem, &g->cfg, &router_ops, g, &g->node->identity,
+				     g->node->pool, now);
+	if (err)
+		return err;
+	wisp_timer_init(&g->hb, on_timer, g);
+	arm_heartbeat(g);
+	return WISP_OK;
+}
+
+static void gossip_stop(wisp_actor *a, wisp_tstamp now)
+{
+	(void)now;
+	wisp_gossip *g = a->state;
+	wisp_loop_timer_disarm(a->loop, &g->hb);
+	/* the message cache and messages in validation hold pooled frames:
+	 * give them back with the actor, so a stopped node holds nothing */
+	wisp_gs_router_free(g->router);
+	g->router = NULL;
+}
+
+static void gossip_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
+{
+	wisp_gossip *g = a->state;
+	if (!g->router)
+		return;
+	switch (m->type) {
+	case WISP_GMSG_PEER_UP:
+		if (m->buf)
+			peer_up(g, m, now);
+		break;
+	case WISP_GMSG_PEER_DOWN:
+		peer_down(g, m->a, now);
+		break;
+	case WISP_GMSG_RPC: {
+		int64_t h = handle_of_ref(g, m->a);
+		if (h < 0 || !m->buf) {
+			wisp_stat_add(&g->st.unknown_conn, 1);
+			break;
+		}
+		if (wisp_gs_router_handle_rpc(g->router, (uint32_t)h, m->buf, m->buf->data, m->buf->len, now))
+			wisp_stat_add(&g->st.rpc_errors, 1);
+		break;
+	}
+	case WISP_GMSG_DROPPED:
+		wisp_stat_add(&g->st.frames_dropped, m->b >> 8);
+		break;
+	case WISP_GMSG_VERIFIED:
+		if (m->b == 0)
+			wisp_stat_add(&g->st.verify_failed, 1);
+		wisp_gs_router_verified(g->router, m->a, m->b != 0, now);
+		break;
+	case WISP_GMSG_SCORES:
+		if (m->buf) {
+			uint32_t n = (uint32_t)m->a < g->cfg.max_peers ? (uint32_t)m->a : g->cfg.max_peers;
+			if ((size_t)n * sizeof(double) > m->buf->len)
+				n = (uint32_t)(m->buf->len / sizeof(double));
+			memcpy(g->scores, m->buf->data, (size_t)n * sizeof(double));
+			g->n_scores = n;
+		}
+		break;
+	case WISP_GMSG_SUBSCRIBE:
+	case WISP_GMSG_UNSUBSCRIBE:
+		if (m->buf)
+			subscribe(g, m, m->type == WISP_GMSG_SUBSCRIBE, now);
+		break;
+	case WISP_GMSG_PUBLISH:
+		if (m->buf)
+			publish(g, m, now);
+		break;
+	case WISP_GMSG_VALIDATE:
+		wisp_gs_router_validated(g->router, m->a, (wisp_gs_verdict)m->b, now);
+		break;
+	default:
+		break;
+	}
+	arm_heartbeat(g);
+}
+
+const wisp_actor_ops wisp_gossip_ops = {
+	.name = "gossip",
+	.start = gossip_start,
+	.msg = gossip_msg,
+	.stop = gossip_stop,
+};

@@ -1,0 +1,68 @@
+/* The gossip actor: hosts the gossipsub router (actors/gossip/router.h) and
+ * connects it to the rest of the node.
+ *
+ *   workers  -> PEER_UP / PEER_DOWN / RPC / DROPPED (net/pubsub.h), and
+ *               VERIFIED answers to signature checks it dealt them;
+ *   router   -> frames to the worker holding each peer's connection (with
+ *               their priority class and expiry), signature checks dealt to
+ *               the workers round robin (they do not serialize on this
+ *               thread), messages to validate and deliver to the
+ *               application, score inputs to the scoring actor;
+ *   scoring  -> snapshots of every peer's score, which the router reads;
+ *   handle   -> subscribe, unsubscribe, publish, validation verdicts.
+ *
+ * Peers are the router's small handles; one per peer id (a second connection
+ * to the same peer carries its RPCs under the first one's handle).
+ *
+ * State is touched by the actor's thread only.
+ */
+#ifndef WISP_ACTORS_GOSSIP_ACTOR_H
+#define WISP_ACTORS_GOSSIP_ACTOR_H
+
+#include <wisp/wisp.h>
+
+#include "actors/gossip/router.h"
+#include "runtime/loop.h"
+
+struct wisp_node;
+
+enum wisp_gossip_msg {
+	/* 100..103 come from workers: net/pubsub.h */
+	WISP_GMSG_VERIFIED = 104,    /* from a worker: a: ref, b: 1 ok / 0 bad */
+	WISP_GMSG_SCORES = 110,      /* from scoring: a: entries, buf: double[a] */
+	WISP_GMSG_SUBSCRIBE = 120,   /* from the handle: b: cookie, buf: wisp_gossip_sub */
+	WISP_GMSG_UNSUBSCRIBE = 121, /* b: cookie, buf: wisp_gossip_sub (opts unused) */
+	WISP_GMSG_PUBLISH = 122,     /* b: cookie, buf: wisp_gossip_pub + topic + data */
+	WISP_GMSG_VALIDATE = 123,    /* a: ref, b: wisp_verdict */
+};
+
+typedef struct wisp_gossip_sub {
+	char topic[256];
+	uint32_t len;
+	wisp_topic_opts opts;
+} wisp_gossip_sub;
+
+typedef struct wisp_gossip_pub {
+	uint32_t topic_len;
+	uint32_t data_len;
+	/* topic bytes, then data bytes */
+} wisp_gossip_pub;
+
+typedef struct wisp_gossip wisp_gossip;
+
+extern const wisp_actor_ops wisp_gossip_ops;
+
+/* Errors: WISP_ERR_NOMEM, WISP_ERR_INVALID_ARG (cfg). */
+int wisp_gossip_new(wisp_gossip **out, struct wisp_node *node, const wisp_gs_config *cfg);
+void wisp_gossip_free(wisp_gossip *g);
+
+typedef struct wisp_gossip_stats {
+	wisp_stat peers, peers_refused, rpc_errors, unknown_conn, verify_dealt, verify_inline;
+	wisp_stat verify_failed, delivered, events_dropped, px_ignored, send_failed, frames_dropped;
+} wisp_gossip_stats;
+const wisp_gossip_stats *wisp_gossip_stats_of(const wisp_gossip *g);
+/* The router's counters (the actor's thread writes them; any thread may
+ * copy them, racy but harmless for figures). */
+void wisp_gossip_router_stats(const wisp_gossip *g, wisp_gs_router_stats *out);
+
+#endif

@@ -1,0 +1,167 @@
+#include "actors/scoring/actor.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <wisp/error.h>
+
+#include "actors/gossip/actor.h"
+#include "net/pubsub.h"
+#include "runtime/mem.h"
+#include "runtime/node.h"
+
+struct wisp_scoring {
+	wisp_node *node;
+	wisp_actor *actor;
+	wisp_score_params params;
+	wisp_score *score;
+	wisp_timer decay, snap;
+	bool dirty;
+	uint32_t peers;
+	wisp_scoring_stats st;
+};
+
+int wisp_scoring_new(wisp_scoring **out, wisp_node *node, const wisp_score_params *p)
+{
+	char why[160];
+	if (wisp_score_params_validate(p, why, sizeof(why)) != WISP_OK)
+		return WISP_ERR_INVALID_ARG;
+	wisp_scoring *s = wisp_calloc(node->mem, 1, sizeof(*s));
+	if (!s)
+		return WISP_ERR_NOMEM;
+	s->node = node;
+	s->params = *p;
+	*out = s;
+	return WISP_OK;
+}
+
+void wisp_scoring_free(wisp_scoring *s)
+{
+	if (!s)
+		return;
+	wisp_score_free(s->score);
+	wisp_free(s->node->mem, s);
+}
+
+const wisp_scoring_stats *wisp_scoring_stats_of(const wisp_scoring *s)
+{
+	return &s->st;
+}
+
+/* Every handle's score to the gossip actor, which reads them locally. */
+static void send_snapshot(wisp_scoring *s, wisp_tstamp now)
+{
+	size_t n = s->params.max_peers;
+	wisp_buf *b = wisp_buf_alloc(s->node->pool, n * sizeof(double));
+	if (!b) {
+		wisp_stat_add(&s->st.snapshot_drops, 1);
+		return;
+	}
+	wisp_score_snapshot(s->score, (double *)(void *)b->data, n, now);
+	b->len = (uint32_t)(n * sizeof(double));
+	wisp_msg m = { .type = WISP_GMSG_SCORES, .a = n, .buf = b };
+	if (wisp_actor_send(&s->node->gossip, &m, s->actor) != WISP_OK) {
+		wisp_buf_unref(b);
+		wisp_stat_add(&s->st.snapshot_drops, 1);
+		return;
+	}
+	wisp_stat_add(&s->st.snapshots, 1);
+	s->dirty = false;
+}
+
+static void on_snap(wisp_timer *t, wisp_tstamp now)
+{
+	wisp_scoring *s = t->arg;
+	if (s->dirty)
+		send_snapshot(s, now);
+}
+
+/* Something changed: a snapshot goes out within WISP_SCORING_SNAPSHOT_MS. */
+static void changed(wisp_scoring *s, wisp_tstamp now)
+{
+	s->dirty = true;
+	if (!wisp_timer_armed(&s->snap))
+		(void)wisp_loop_timer_arm(s->actor->loop, &s->snap, now + WISP_SCORING_SNAPSHOT_MS * WISP_NS_PER_MS);
+}
+
+/* Decay runs while there are scores to decay or retained peers to forget;
+ * an idle node sleeps. */
+static void arm_decay(wisp_scoring *s)
+{
+	wisp_score_stats st;
+	wisp_score_get_stats(s->score, &st);
+	if (st.connected + st.retained == 0)
+		wisp_loop_timer_disarm(s->actor->loop, &s->decay);
+	else if (!wisp_timer_armed(&s->decay))
+		(void)wisp_loop_timer_arm(s->actor->loop, &s->decay, wisp_score_expiry(s->score));
+}
+
+static void on_decay(wisp_timer *t, wisp_tstamp now)
+{
+	wisp_scoring *s = t->arg;
+	if (wisp_score_handle_expiry(s->score, now) > 0)
+		changed(s, now);
+	arm_decay(s);
+}
+
+static int scoring_start(wisp_actor *a, wisp_tstamp now)
+{
+	wisp_scoring *s = a->state;
+	s->actor = a;
+	int err = wisp_score_new(&s->score, s->node->mem, &s->params, now);
+	if (err)
+		return err;
+	wisp_timer_init(&s->decay, on_decay, s);
+	wisp_timer_init(&s->snap, on_snap, s);
+	return WISP_OK;
+}
+
+static void scoring_stop(wisp_actor *a, wisp_tstamp now)
+{
+	(void)now;
+	wisp_scoring *s = a->state;
+	wisp_loop_timer_disarm(a->loop, &s->decay);
+	wisp_loop_timer_disarm(a->loop, &s->snap);
+}
+
+static void scoring_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
+{
+	wisp_scoring *s = a->state;
+	int err = WISP_OK;
+	switch (m->type) {
+	case WISP_SMSG_EVENT: {
+		wisp_score_event e;
+		err = wisp_score_event_unpack(&e, m->a, m->b);
+		if (!err)
+			err = wisp_score_apply(s->score, &e, now);
+		wisp_stat_add(&s->st.events, 1);
+		break;
+	}
+	case WISP_SMSG_PEER_ADD:
+		if (m->buf) {
+			const wisp_scoring_peer *p = (const wisp_scoring_peer *)m->buf->data;
+			err = wisp_score_add_peer(s->score, (uint32_t)m->a, &p->id, p->has_ip ? p->ip : NULL, now);
+		}
+		break;
+	case WISP_SMSG_PEER_REMOVE:
+		err = wisp_score_remove_peer(s->score, (uint32_t)m->a, now);
+		break;
+	case WISP_SMSG_TOPIC:
+		err = wisp_score_set_topic(s->score, (uint32_t)m->a,
+					   m->buf ? (const wisp_score_topic_params *)m->buf->data : NULL);
+		break;
+	default:
+		return;
+	}
+	if (err)
+		wisp_stat_add(&s->st.bad_events, 1);
+	changed(s, now);
+	arm_decay(s);
+}
+
+const wisp_actor_ops wisp_scoring_ops = {
+	.name = "scoring",
+	.start = scoring_start,
+	.msg = scoring_msg,
+	.stop = scoring_stop,
+};

@@ -1,0 +1,48 @@
+/* The scoring actor: owns peer scores (actors/scoring/score.h), fed by
+ * events from the gossip actor, and sends it snapshots of every score so the
+ * router reads them locally.
+ *
+ * Handles are the gossip actor's small peer numbers. A snapshot goes out
+ * WISP_SCORING_SNAPSHOT_MS after a change (events and decay rounds); decay
+ * runs only while some peer is scored. An idle node's actor sleeps.
+ */
+#ifndef WISP_ACTORS_SCORING_ACTOR_H
+#define WISP_ACTORS_SCORING_ACTOR_H
+
+#include <wisp/identity.h>
+
+#include "actors/scoring/score.h"
+#include "runtime/loop.h"
+
+struct wisp_node;
+
+#define WISP_SCORING_SNAPSHOT_MS 200
+
+enum wisp_scoring_msg {
+	WISP_SMSG_EVENT = 200,       /* a, b: a packed wisp_score_event */
+	WISP_SMSG_PEER_ADD = 201,    /* a: handle, buf: wisp_scoring_peer */
+	WISP_SMSG_PEER_REMOVE = 202, /* a: handle */
+	WISP_SMSG_TOPIC = 203,       /* a: topic index, buf: wisp_score_topic_params, or NULL to stop */
+};
+
+typedef struct wisp_scoring_peer {
+	wisp_peer_id id;
+	bool has_ip;
+	uint8_t ip[16]; /* IPv4 as v4-mapped */
+} wisp_scoring_peer;
+
+typedef struct wisp_scoring wisp_scoring;
+
+extern const wisp_actor_ops wisp_scoring_ops;
+
+/* p: the parameters (copied). Errors: WISP_ERR_NOMEM, WISP_ERR_INVALID_ARG. */
+int wisp_scoring_new(wisp_scoring **out, struct wisp_node *node, const wisp_score_params *p);
+void wisp_scoring_free(wisp_scoring *s);
+
+/* Counters, any thread (relaxed). */
+typedef struct wisp_scoring_stats {
+	wisp_stat events, bad_events, snapshots, snapshot_drops;
+} wisp_scoring_stats;
+const wisp_scoring_stats *wisp_scoring_stats_of(const wisp_scoring *s);
+
+#endif

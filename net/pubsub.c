@@ -1,0 +1,371 @@
+#include "net/pubsub.h"
+
+#include <string.h>
+
+#include <wisp/error.h>
+
+#include "codec/varint.h"
+#include "runtime/mem.h"
+#include "runtime/node.h"
+
+/* Bytes our stream may hold before we stop feeding it: yamux sends them as
+ * the window allows, and what waits beyond stays in the class queues where
+ * priorities still apply. */
+#define FEED_MARK (256u * 1024)
+#define RING_MIN 64u
+
+typedef struct queued {
+	wisp_buf *buf;
+	wisp_tstamp expires;
+} queued;
+
+typedef struct ring {
+	queued *q;
+	uint32_t cap, head, count;
+} ring;
+
+struct wisp_pubsub_conn {
+	wisp_stream *out;    /* our stream, once the peer took a protocol */
+	bool opening;
+	bool up_sent;
+	ring r[WISP_PUBSUB_CLASSES];
+	size_t queued;       /* bytes waiting in the rings */
+	uint64_t dropped[WISP_PUBSUB_CLASSES];
+};
+
+/* An inbound stream's frame being cut out. */
+typedef struct reader {
+	uint8_t prefix[10];
+	uint8_t plen;
+	wisp_buf *cur; /* the payload, once its length is known */
+	uint32_t need, have;
+} reader;
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static wisp_shard_conn *sc_of(wisp_stream *s)
+{
+	return wisp_conn_user(s->conn);
+}
+
+static wisp_node *node_of(wisp_shard_conn *sc)
+{
+	return sc->shard->node;
+}
+
+static wisp_pubsub_stats *stats_of(wisp_shard_conn *sc)
+{
+	return &sc->shard->pubsub;
+}
+
+static struct wisp_pubsub_conn *ps_get(wisp_shard_conn *sc)
+{
+	if (!sc->ps)
+		sc->ps = wisp_calloc(node_of(sc)->mem, 1, sizeof(*sc->ps));
+	return sc->ps;
+}
+
+static uint32_t version_of(const wisp_proto *p)
+{
+	if (!strcmp(p->id, WISP_PROTO_MESHSUB_12))
+		return 12;
+	return !strcmp(p->id, WISP_PROTO_MESHSUB_11) ? 11 : 10;
+}
+
+static void to_actor(wisp_shard_conn *sc, uint32_t type, uint64_t b, wisp_buf *buf)
+{
+	wisp_shard *s = sc->shard;
+	wisp_msg m = { .type = type, .src = s->index, .a = wisp_shard_ref(sc), .b = b, .buf = buf };
+	if (wisp_actor_send(&s->node->gossip, &m, s->actor) != WISP_OK) {
+		wisp_stat_add(&stats_of(sc)->actor_full, 1);
+		wisp_buf_unref(buf);
+	}
+}
+
+/* The actor hears of the peer with its first gossipsub stream. */
+static void peer_up(wisp_shard_conn *sc, const wisp_proto *p)
+{
+	struct wisp_pubsub_conn *ps = ps_get(sc);
+	if (!ps || ps->up_sent)
+		return;
+	wisp_buf *b = wisp_buf_alloc(node_of(sc)->pool, sizeof(wisp_pubsub_peer));
+	if (!b)
+		return; /* the next stream tries again */
+	wisp_pubsub_peer *pp = (wisp_pubsub_peer *)b->data;
+	memset(pp, 0, sizeof(*pp));
+	pp->peer = *wisp_conn_remote_id(sc->conn);
+	pp->version = version_of(p);
+	pp->outbound = sc->dialer;
+	const struct sockaddr_storage *ss = &sc->tcp.peer;
+	if (ss->ss_family == AF_INET) {
+		memset(pp->ip + 10, 0xff, 2);
+		memcpy(pp->ip + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		pp->has_ip = true;
+	} else if (ss->ss_family == AF_INET6) {
+		memcpy(pp->ip, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		pp->has_ip = true;
+	}
+	b->len = sizeof(*pp);
+	ps->up_sent = true;
+	to_actor(sc, WISP_GMSG_PEER_UP, 0, b);
+}
+
+/* ---- outbound queue ---------------------------------------------------- */
+
+static int ring_push(const wisp_mem *mem, ring *r, wisp_buf *b, wisp_tstamp expires, uint32_t max)
+{
+	if (r->count == r->cap) {
+		uint32_t cap = r->cap ? r->cap * 2 : RING_MIN;
+		if (cap > max)
+			return WISP_ERR_LIMIT;
+		queued *q = wisp_malloc(mem, cap * sizeof(*q));
+		if (!q)
+			return WISP_ERR_NOMEM;
+		for (uint32_t i = 0; i < r->count; i++)
+			q[i] = r->q[(r->head + i) % r->cap];
+		wisp_free(mem, r->q);
+		r->q = q;
+		r->cap = cap;
+		r->head = 0;
+	}
+	r->q[(r->head + r->count) % r->cap] = (queued){ wisp_buf_ref(b), expires };
+	r->count++;
+	return WISP_OK;
+}
+
+static queued *ring_front(ring *r)
+{
+	return r->count ? &r->q[r->head] : NULL;
+}
+
+static void ring_pop(ring *r)
+{
+	r->head = (r->head + 1) % r->cap;
+	r->count--;
+}
+
+/* Move queued frames into our stream while it drains, control first. */
+static void feed(wisp_shard_conn *sc)
+{
+	struct wisp_pubsub_conn *ps = sc->ps;
+	if (!ps || !ps->out)
+		return;
+	wisp_tstamp now = wisp_loop_now(sc->shard->loop);
+	for (int c = 0; c < WISP_PUBSUB_CLASSES; c++) {
+		queued *q;
+		while ((q = ring_front(&ps->r[c])) && wisp_stream_queued(ps->out) < FEED_MARK) {
+			if (q->expires && q->expires < now) {
+				/* a forward that waited too long: nobody wants it now */
+				wisp_stat_add(&stats_of(sc)->expired, 1);
+				ps->dropped[c]++;
+			} else {
+				int err = wisp_stream_write(ps->out, q->buf, 0, q->buf->len);
+				if (err == WISP_ERR_LIMIT)
+					return; /* the connection's budget: writable() resumes */
+				if (err) {
+					wisp_stat_add(&stats_of(sc)->no_stream, 1);
+					ps->dropped[c]++;
+				} else {
+					wisp_stat_add(&stats_of(sc)->frames_out, 1);
+					wisp_stat_add(&stats_of(sc)->frame_bytes_out, q->buf->len);
+				}
+			}
+			ps->queued -= q->buf->len;
+			wisp_buf_unref(q->buf);
+			ring_pop(&ps->r[c]);
+		}
+	}
+}
+
+void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int prio, wisp_tstamp expires)
+{
+	wisp_shard_conn *sc = wisp_shard_find(s, ref);
+	if (!sc) {
+		wisp_stat_add(&s->pubsub.no_stream, 1);
+		return;
+	}
+	struct wisp_pubsub_conn *ps = ps_get(sc);
+	if (!ps)
+		return;
+	if (prio < 0 || prio >= WISP_PUBSUB_CLASSES)
+		prio = WISP_PUBSUB_FORWARD;
+	/* Past the budget a frame is refused; a control frame may still push
+	 * the queue over it by one frame (it is small, and it steers the mesh). */
+	size_t budget = s->node->net.pubsub_budget;
+	if ((ps->queued + frame->len > budget && prio != WISP_PUBSUB_CONTROL) ||
+	    ring_push(s->node->mem, &ps->r[prio], frame, expires, s->node->net.pubsub_max_frames) != WISP_OK) {
+		wisp_stat_add(&s->pubsub.over_budget, 1);
+		ps->dropped[prio]++;
+		to_actor(sc, WISP_GMSG_DROPPED, (uint64_t)1 << 8 | (uint64_t)prio, NULL);
+		return;
+	}
+	ps->queued += frame->len;
+	feed(sc);
+	wisp_shard_mark(sc);
+}
+
+/* ---- stream handlers ---------------------------------------------------- */
+
+static int ps_open(wisp_stream *st)
+{
+	wisp_shard_conn *sc = sc_of(st);
+	if (st->outbound) {
+		struct wisp_pubsub_conn *ps = ps_get(sc);
+		if (!ps)
+			return WISP_ERR_NOMEM;
+		ps->out = st;
+		ps->opening = false;
+		peer_up(sc, st->proto);
+		feed(sc);
+		return WISP_OK;
+	}
+	reader *r = wisp_calloc(node_of(sc)->mem, 1, sizeof(*r));
+	if (!r)
+		return WISP_ERR_NOMEM;
+	st->user = r;
+	peer_up(sc, st->proto);
+	return WISP_OK;
+}
+
+/* Cut RPC frames out of the peer's stream. */
+static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
+{
+	reader *r = st->user;
+	wisp_shard_conn *sc = sc_of(st);
+	wisp_node *node = node_of(sc);
+	wisp_stream_consumed(st, n);
+	if (!r)
+		return; /* bytes on our write-only stream: ignored */
+	while (n) {
+		if (!r->cur) {
+			r->prefix[r->plen++] = *p++;
+			n--;
+			uint64_t len;
+			ssize_t k = wisp_uvarint_get(r->prefix, r->prefix + r->plen, &len);
+			if (k == WISP_ERR_TRUNCATED && r->plen < sizeof(r->prefix))
+				continue;
+			if (k < 0 || len > node->net.pubsub_max_rpc || len == 0) {
+				/* checked from the prefix, before any payload is kept */
+				wisp_stat_add(&stats_of(sc)->oversized, 1);
+				wisp_stat_add(&sc->shard->stats.peer_errors, 1);
+				wisp_stream_reset(st);
+				return;
+			}
+			r->plen = 0;
+			r->cur = wisp_buf_alloc(node->pool, (size_t)len);
+			if (!r->cur) {
+				wisp_stream_reset(st); /* pool exhausted: counted by the pool */
+				return;
+			}
+			r->need = (uint32_t)len;
+			r->have = 0;
+			continue;
+		}
+		size_t k = r->need - r->have;
+		if (k > n)
+			k = n;
+		memcpy(r->cur->data + r->have, p, k);
+		r->have += (uint32_t)k;
+		p += k;
+		n -= k;
+		if (r->have == r->need) {
+			r->cur->len = r->need;
+			wisp_stat_add(&stats_of(sc)->rpcs_in, 1);
+			wisp_stat_add(&stats_of(sc)->rpc_bytes_in, r->need);
+			wisp_buf *b = r->cur;
+			r->cur = NULL;
+			to_actor(sc, WISP_GMSG_RPC, 0, b);
+		}
+	}
+}
+
+static void ps_fin(wisp_stream *st)
+{
+	wisp_stream_close(st);
+}
+
+static void ps_writable(wisp_stream *st)
+{
+	if (st->outbound)
+		feed(sc_of(st));
+}
+
+static void ps_closed(wisp_stream *st, int err)
+{
+	(void)err;
+	wisp_shard_conn *sc = sc_of(st);
+	if (st->outbound) {
+		if (sc->ps && sc->ps->out == st) {
+			sc->ps->out = NULL;
+		} else if (sc->ps) {
+			/* refused or reset before it opened: the peer speaks no
+			 * meshsub we offered, or the connection is going */
+			sc->ps->opening = false;
+			wisp_stat_add(&stats_of(sc)->open_failed, 1);
+		}
+		return;
+	}
+	reader *r = st->user;
+	if (r) {
+		wisp_buf_unref(r->cur);
+		wisp_free(node_of(sc)->mem, r);
+		st->user = NULL;
+	}
+}
+
+static const wisp_stream_ops pubsub_ops = {
+	.open = ps_open,
+	.data = ps_data,
+	.fin = ps_fin,
+	.writable = ps_writable,
+	.closed = ps_closed,
+};
+
+int wisp_pubsub_register(wisp_node *n)
+{
+	/* one stream each way per peer; a little room for a peer that
+	 * replaces its stream */
+	int err = wisp_proto_add(&n->protos, WISP_PROTO_MESHSUB_12, &pubsub_ops, n, 4);
+	if (!err)
+		err = wisp_proto_add(&n->protos, WISP_PROTO_MESHSUB_11, &pubsub_ops, n, 4);
+	if (!err)
+		err = wisp_proto_add(&n->protos, WISP_PROTO_MESHSUB_10, &pubsub_ops, n, 4);
+	return err;
+}
+
+void wisp_pubsub_upgraded(wisp_shard_conn *sc)
+{
+	wisp_node *n = node_of(sc);
+	static const char *const ids[] = { WISP_PROTO_MESHSUB_12, WISP_PROTO_MESHSUB_11, WISP_PROTO_MESHSUB_10 };
+	const wisp_proto *protos[3];
+	for (int i = 0; i < 3; i++)
+		if (!(protos[i] = wisp_proto_find(&n->protos, ids[i], strlen(ids[i]))))
+			return;
+	struct wisp_pubsub_conn *ps = ps_get(sc);
+	if (!ps || ps->out || ps->opening)
+		return;
+	wisp_stream *st;
+	if (wisp_conn_open_stream_any(sc->conn, protos, 3, 0, &st) == WISP_OK)
+		ps->opening = true;
+}
+
+void wisp_pubsub_closed(wisp_shard_conn *sc)
+{
+	struct wisp_pubsub_conn *ps = sc->ps;
+	if (!ps)
+		return;
+	if (ps->up_sent)
+		to_actor(sc, WISP_GMSG_PEER_DOWN, 0, NULL);
+	for (int c = 0; c < WISP_PUBSUB_CLASSES; c++) {
+		queued *q;
+		while ((q = ring_front(&ps->r[c]))) {
+			wisp_buf_unref(q->buf);
+			ring_pop(&ps->r[c]);
+		}
+		wisp_free(node_of(sc)->mem, ps->r[c].q);
+	}
+	/* our stream is closed by the connection's teardown right after */
+	ps->out = NULL;
+	wisp_free(node_of(sc)->mem, ps);
+	sc->ps = NULL;
+}
