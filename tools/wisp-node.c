@@ -8,6 +8,7 @@
  *                  and take commands as JSON lines on stdin, printing
  *                  events (JSON lines with --json, text otherwise).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -18,6 +19,8 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include <wisp/wisp.h>
 
@@ -30,6 +33,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: wisp-node [--key FILE] [--listen MULTIADDR]... [--dial MULTIADDR]...\n"
 		"                 [--duration SECONDS] [--json] [--workers N] [--serve echo,perf]\n"
+		"                 [--topic NAME]... [--sign strict|none] [--msg-id default|content|js]\n"
 		"       wisp-node --self-check [--workers N] [--duration SECONDS] [--json]\n"
 		"\n"
 		"Runs a libp2p node (TCP, Noise, yamux, identify, ping) and prints what happens.\n"
@@ -45,6 +49,12 @@ static void usage(FILE *f)
 		"  --workers N         network worker threads (default: online CPUs)\n"
 		"  --serve LIST        also serve diagnostic protocols: echo (/wisp/echo/1.0.0),\n"
 		"                      perf (/perf/1.0.0); off by default\n"
+		"  --topic NAME        subscribe to a gossipsub topic at start (repeatable)\n"
+		"  --sign POLICY       strict (StrictSign, the default) or none (StrictNoSign), for\n"
+		"                      every topic this node joins or publishes to\n"
+		"  --msg-id KIND       message ids: default (from || seqno; content under none),\n"
+		"                      content (SHA-256 of the data), js (js-libp2p's StrictSign\n"
+		"                      default: author key || seqno). Every node on a topic must agree\n"
 		"  --self-check        the runtime self-check instead (see above)\n"
 		"  --help              this text\n"
 		"\n"
@@ -56,11 +66,14 @@ static void usage(FILE *f)
 		"  {\"cmd\":\"echo\",\"peer_id\":\"...\",\"bytes\":1048576,\"streams\":1}\n"
 		"  {\"cmd\":\"rtt\",\"peer_id\":\"...\",\"size\":1024,\"count\":1000}\n"
 		"  {\"cmd\":\"perf\",\"peer_id\":\"...\",\"upload\":N,\"download\":M}\n"
+		"  {\"cmd\":\"subscribe\",\"topic\":\"t\"}  {\"cmd\":\"unsubscribe\",\"topic\":\"t\"}\n"
+		"  {\"cmd\":\"publish\",\"topic\":\"t\",\"data\":\"text\"} (or \"hex\":\"00ff\", or \"size\":1024 random bytes)\n"
 		"  {\"cmd\":\"stats\"}\n"
 		"  {\"cmd\":\"quit\"}\n"
 		"Events: listening, connected, disconnected, identify, ping, echo_done, rtt_done,\n"
-		"perf_done, closed, stats, error (kind dial, handshake, ping, echo, perf, command),\n"
-		"quit. The README documents every field.\n"
+		"perf_done, closed, subscribed, published, publish_failed, message, stats, error\n"
+		"(kind dial, handshake, ping, echo, perf, command), quit. The README documents\n"
+		"every field.\n"
 		"\n"
 		"Exit status: 0 ok, 1 the self-check failed, 2 usage, 3 the node could not start\n"
 		"(key file, listen address, io_uring)\n");
@@ -233,6 +246,8 @@ typedef struct cli {
 		char id[JL_MAX_TEXT + 2];
 	} ids[ID_SLOTS];
 	const char *quit_why;
+	wisp_topic_opts topic_opts;
+	uint64_t rng;
 } cli;
 
 static void remember_id(cli *c, uint64_t cookie, const jl_object *o)
@@ -255,11 +270,16 @@ static void remember_id(cli *c, uint64_t cookie, const jl_object *o)
 	}
 }
 
-/* `,"id":<id>` for the command behind cookie, if it had one. */
-static void put_id(cli *c, uint64_t cookie)
+/* `,"<key>":<id>` for the command behind cookie, if it had one. */
+static void put_id_as(cli *c, uint64_t cookie, const char *key)
 {
 	if (cookie && c->ids[cookie % ID_SLOTS].cookie == cookie && c->ids[cookie % ID_SLOTS].id[0])
-		printf(",\"id\":%s", c->ids[cookie % ID_SLOTS].id);
+		printf(",\"%s\":%s", key, c->ids[cookie % ID_SLOTS].id);
+}
+
+static void put_id(cli *c, uint64_t cookie)
+{
+	put_id_as(c, cookie, "id");
 }
 
 static void json_error(cli *c, const char *kind, const char *peer, int status, const char *message,
@@ -448,6 +468,107 @@ static void on_event(cli *c, const wisp_event *ev)
 		}
 		break;
 	}
+	case WISP_EVENT_SUBSCRIBED: {
+		const wisp_topic_info *t = ev->u.topic;
+		if (ev->status) {
+			char msg[320];
+			snprintf(msg, sizeof(msg), "subscribe %s: %s", t ? t->topic : "?", wisp_strerror(ev->status));
+			json_error(c, "command", NULL, ev->status, msg, ev->cookie);
+		} else if (c->json) {
+			printf("{\"event\":\"%s\",\"topic\":", t->subscribed ? "subscribed" : "unsubscribed");
+			jl_put_string(stdout, t->topic);
+			put_id(c, ev->cookie);
+			printf("}\n");
+		} else {
+			printf("%s %s\n", t->subscribed ? "subscribed to" : "unsubscribed from", t->topic);
+		}
+		break;
+	}
+	case WISP_EVENT_PUBLISHED: {
+		const wisp_published_info *p = ev->u.published;
+		for (uint32_t i = 0; p && i < p->id_len; i++)
+			snprintf(hex + 2 * i, 3, "%02x", p->id[i]);
+		if (p)
+			hex[2 * p->id_len] = 0;
+		if (ev->status && ev->status != WISP_ERR_NOTFOUND) {
+			const char *why = ev->status == WISP_ERR_TOO_LARGE ? "too_large"
+					  : ev->status == WISP_ERR_EXISTS  ? "duplicate"
+					  : ev->status == WISP_ERR_AGAIN   ? "queue_full"
+									   : wisp_strerror(ev->status);
+			if (c->json) {
+				printf("{\"event\":\"publish_failed\",\"topic\":");
+				jl_put_string(stdout, p ? p->topic : "");
+				printf(",\"reason\":\"%s\"", why);
+				put_id_as(c, ev->cookie, "cmd_id"); /* "id" is the message's */
+				printf("}\n");
+			} else {
+				printf("publish to %s failed: %s\n", p ? p->topic : "?", why);
+			}
+		} else if (ev->status == WISP_ERR_NOTFOUND) {
+			/* no peer on the topic: cached and gossiped to peers that join */
+			if (c->json) {
+				printf("{\"event\":\"publish_failed\",\"topic\":");
+				jl_put_string(stdout, p ? p->topic : "");
+				printf(",\"reason\":\"no_peers\",\"id\":\"%s\"", p ? hex : "");
+				put_id_as(c, ev->cookie, "cmd_id"); /* "id" is the message's */
+				printf("}\n");
+			} else {
+				printf("published to %s: no peers yet (id %s)\n", p ? p->topic : "?", p ? hex : "");
+			}
+		} else if (c->json) {
+			printf("{\"event\":\"published\",\"topic\":");
+			jl_put_string(stdout, p->topic);
+			printf(",\"id\":\"%s\",\"peers\":%u", hex, p->peers);
+			put_id_as(c, ev->cookie, "cmd_id"); /* "id" is the message's */
+			printf("}\n");
+		} else {
+			printf("published to %s: %u peers (id %s)\n", p->topic, p->peers, hex);
+		}
+		break;
+	}
+	case WISP_EVENT_MESSAGE: {
+		const wisp_message_info *m = ev->u.message;
+		char from[WISP_PEER_ID_TEXT_MAX] = "", src[WISP_PEER_ID_TEXT_MAX] = "";
+		if (m->from.len && wisp_peer_id_to_base58(&m->from, from, sizeof(from)) < 0)
+			from[0] = 0;
+		if (m->source.len && wisp_peer_id_to_base58(&m->source, src, sizeof(src)) < 0)
+			src[0] = 0;
+		for (uint32_t i = 0; i < m->id_len; i++)
+			snprintf(hex + 2 * i, 3, "%02x", m->id[i]);
+		hex[2 * m->id_len] = 0;
+		uint8_t sha[32];
+		unsigned shalen = 0;
+		EVP_Digest(m->data, m->len, sha, &shalen, EVP_sha256(), NULL);
+		char shahex[65];
+		for (int i = 0; i < 32; i++)
+			snprintf(shahex + 2 * i, 3, "%02x", sha[i]);
+		bool text = m->len <= 256;
+		for (uint32_t i = 0; text && i < m->len; i++)
+			if (m->data[i] < 0x20 || m->data[i] >= 0x7f)
+				text = false;
+		if (c->json) {
+			printf("{\"event\":\"message\",\"topic\":");
+			jl_put_string(stdout, m->topic);
+			printf(",\"from\":");
+			if (from[0])
+				printf("\"%s\"", from);
+			else
+				printf("null");
+			printf(",\"id\":\"%s\",\"size\":%u,\"sha256\":\"%s\"", hex, m->len, shahex);
+			if (text) {
+				char d[257];
+				memcpy(d, m->data, m->len);
+				d[m->len] = 0;
+				printf(",\"data\":");
+				jl_put_string(stdout, d);
+			}
+			printf(",\"propagation_source\":\"%s\"}\n", src);
+		} else {
+			printf("message on %s from %s (%u bytes)%s%.*s\n", m->topic, from[0] ? from : "(unsigned)", m->len,
+			       text ? ": " : "", text ? (int)m->len : 0, text ? (const char *)m->data : "");
+		}
+		break;
+	}
 	case WISP_EVENT_CLOSED:
 		if (ev->status == WISP_ERR_NOTFOUND) {
 			json_error(c, "command", ev->u.peer ? ev->u.peer->peer_text : NULL, ev->status,
@@ -552,6 +673,55 @@ static void command(cli *c, const char *line)
 			return;
 		kind = cmd[0] == 'p' ? "ping" : "command";
 		err = cmd[0] == 'p' ? wisp_ping(c->n, &peer, cookie) : wisp_disconnect(c->n, &peer, cookie);
+	} else if (!strcmp(cmd, "subscribe") || !strcmp(cmd, "unsubscribe")) {
+		const char *topic = jl_str(&o, "topic");
+		if (!topic) {
+			json_error(c, "command", NULL, 0, "missing \"topic\"", cookie);
+			return;
+		}
+		err = cmd[0] == 's' ? wisp_subscribe(c->n, topic, &c->topic_opts, cookie)
+				    : wisp_unsubscribe(c->n, topic, cookie);
+	} else if (!strcmp(cmd, "publish")) {
+		const char *topic = jl_str(&o, "topic"), *text = jl_str(&o, "data"), *hexs = jl_str(&o, "hex");
+		long long size = jl_uint(&o, "size", -2);
+		if (!topic || (!text && !hexs && size < 0)) {
+			json_error(c, "command", NULL, 0, "publish needs \"topic\" and one of \"data\", \"hex\", \"size\"", cookie);
+			return;
+		}
+		static uint8_t buf[1 << 20];
+		size_t len = 0;
+		if (text) {
+			len = strlen(text);
+			memcpy(buf, text, len);
+		} else if (hexs) {
+			size_t hl = strlen(hexs);
+			if (hl % 2 || hl / 2 > sizeof(buf)) {
+				json_error(c, "command", NULL, 0, "\"hex\" must be an even number of hex digits", cookie);
+				return;
+			}
+			for (size_t i = 0; i < hl; i += 2) {
+				unsigned v;
+				if (!isxdigit((unsigned char)hexs[i]) || !isxdigit((unsigned char)hexs[i + 1]) ||
+				    sscanf(hexs + i, "%2x", &v) != 1) {
+					json_error(c, "command", NULL, 0, "\"hex\" must be an even number of hex digits", cookie);
+					return;
+				}
+				buf[len++] = (uint8_t)v;
+			}
+		} else {
+			if ((unsigned long long)size > sizeof(buf)) {
+				json_error(c, "command", NULL, 0, "\"size\" is at most 1048576", cookie);
+				return;
+			}
+			for (long long i = 0; i < size; i++) {
+				c->rng ^= c->rng << 13;
+				c->rng ^= c->rng >> 7;
+				c->rng ^= c->rng << 17;
+				buf[i] = (uint8_t)c->rng;
+			}
+			len = (size_t)size;
+		}
+		err = wisp_publish(c->n, topic, buf, len, cookie);
 	} else if (!strcmp(cmd, "echo") || !strcmp(cmd, "rtt") || !strcmp(cmd, "perf")) {
 		if (peer_arg(c, &o, &peer, cookie))
 			return;
@@ -600,12 +770,21 @@ static void command(cli *c, const char *line)
 	}
 }
 
+typedef struct gossip_args {
+	const char *topics[16];
+	uint32_t n_topics;
+	wisp_topic_opts opts;
+} gossip_args;
+
 static int run_node(const char *key_path, const char **listen, uint32_t n_listen, const char **dials,
-		    uint32_t n_dials, double duration, int json, long workers, uint32_t services)
+		    uint32_t n_dials, double duration, int json, long workers, uint32_t services,
+		    const gossip_args *ga)
 {
 	static cli c;
 	memset(&c, 0, sizeof(c));
 	c.json = json;
+	c.topic_opts = ga->opts;
+	c.rng = now_ns() | 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	wisp_privkey key;
 	wisp_options o;
@@ -647,6 +826,16 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 			       WISP_VERSION_STRING);
 		else
 			printf("peer id %s (not listening)\n", me);
+	}
+	for (uint32_t i = 0; i < ga->n_topics; i++) {
+		uint64_t cookie = ++c.next_cookie;
+		c.ids[cookie % ID_SLOTS].cookie = cookie;
+		c.ids[cookie % ID_SLOTS].id[0] = 0;
+		if ((err = wisp_subscribe(c.n, ga->topics[i], &c.topic_opts, cookie))) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "--topic %.200s: %s", ga->topics[i], wisp_strerror(err));
+			json_error(&c, "command", NULL, err, msg, 0);
+		}
 	}
 	for (uint32_t i = 0; i < n_dials; i++) {
 		uint64_t cookie = ++c.next_cookie;
@@ -743,8 +932,14 @@ int main(int argc, char **argv)
 		{ "duration", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },       { "listen", required_argument, NULL, 'l' },
 		{ "dial", required_argument, NULL, 'D' },      { "serve", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
+		{ "topic", required_argument, NULL, 'T' },     { "sign", required_argument, NULL, 'G' },
+		{ "msg-id", required_argument, NULL, 'M' },    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
+	gossip_args ga;
+	memset(&ga, 0, sizeof(ga));
+	wisp_topic_opts_default(&ga.opts);
+	int msgid_set = 0;
 	int self = 0, json = 0, c, duration_set = 0;
 	long workers = 0;
 	double duration = 0;
@@ -785,6 +980,36 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case 'T':
+			if (ga.n_topics == 16) {
+				fprintf(stderr, "wisp-node: at most 16 --topic\n");
+				return EXIT_USAGE;
+			}
+			ga.topics[ga.n_topics++] = optarg;
+			break;
+		case 'G':
+			if (!strcmp(optarg, "strict"))
+				ga.opts.sign = WISP_SIGN_STRICT;
+			else if (!strcmp(optarg, "none"))
+				ga.opts.sign = WISP_SIGN_NONE;
+			else {
+				fprintf(stderr, "wisp-node: --sign takes strict or none, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'M':
+			msgid_set = 1;
+			if (!strcmp(optarg, "default"))
+				ga.opts.msgid = WISP_MSGID_DEFAULT;
+			else if (!strcmp(optarg, "content"))
+				ga.opts.msgid = WISP_MSGID_CONTENT;
+			else if (!strcmp(optarg, "js"))
+				ga.opts.msgid = WISP_MSGID_KEY_SEQNO;
+			else {
+				fprintf(stderr, "wisp-node: --msg-id takes default, content or js, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'w':
 			workers = strtol(optarg, &end, 10);
 			if (*end || workers < 1 || workers > 64) {
@@ -810,11 +1035,18 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (self) {
-		if (key || n_listen || n_dials || services) {
+		if (key || n_listen || n_dials || services || ga.n_topics) {
 			fprintf(stderr, "wisp-node: --self-check takes only --workers, --duration and --json\n");
 			return EXIT_USAGE;
 		}
 		return self_check(workers, duration_set ? duration : 2, json);
 	}
-	return run_node(key, listen, n_listen, dials, n_dials, duration, json, workers, services);
+	if (ga.opts.sign == WISP_SIGN_NONE && ga.opts.msgid != WISP_MSGID_CONTENT) {
+		if (msgid_set && ga.opts.msgid != WISP_MSGID_DEFAULT) {
+			fprintf(stderr, "wisp-node: --sign none has no author or seqno: use --msg-id content\n");
+			return EXIT_USAGE;
+		}
+		ga.opts.msgid = WISP_MSGID_CONTENT;
+	}
+	return run_node(key, listen, n_listen, dials, n_dials, duration, json, workers, services, &ga);
 }
