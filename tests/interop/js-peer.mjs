@@ -5,15 +5,20 @@
 //
 // usage: node js-peer.mjs [--key FILE] [--listen MA]... [--dial MA]...
 //                         [--duration SECONDS] [--json]
+//                         [--topic NAME]... [--sign strict|none] [--msg-id default|content]
+//                         [--heartbeat-ms MS] [--max-message-size BYTES] [--fast-msg-id]
+//                         [--no-keepalive-abort]
 //        node js-peer.mjs --gen-key FILE
 import './polyfill.mjs'
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { gossipsub } from '@chainsafe/libp2p-gossipsub'
+import { RPC } from '@chainsafe/libp2p-gossipsub/message'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
@@ -58,6 +63,13 @@ try {
       dial: { type: 'string', multiple: true, default: [] },
       duration: { type: 'string' },
       json: { type: 'boolean', default: true },
+      topic: { type: 'string', multiple: true, default: [] },
+      sign: { type: 'string', default: 'strict' },
+      'msg-id': { type: 'string', default: 'default' },
+      'heartbeat-ms': { type: 'string', default: '1000' },
+      'max-message-size': { type: 'string', default: String(1 << 20) },
+      'fast-msg-id': { type: 'boolean', default: false },
+      'no-keepalive-abort': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' }
     }
   }).values
@@ -68,6 +80,9 @@ try {
 if (opt.help) {
   console.log('usage: node js-peer.mjs [--key FILE] [--listen MULTIADDR]... [--dial MULTIADDR]...\n' +
     '                        [--duration SECONDS] [--json]\n' +
+    '                        [--topic NAME]... [--sign strict|none] [--msg-id default|content]\n' +
+    '                        [--heartbeat-ms MS] [--max-message-size BYTES] [--fast-msg-id]\n' +
+    '                        [--no-keepalive-abort]\n' +
     '       node js-peer.mjs --gen-key FILE\n' +
     'Commands are JSON lines on stdin, events JSON lines on stdout (see README.md).')
   process.exit(0)
@@ -112,6 +127,22 @@ if (opt.duration != null) {
     process.exit(2)
   }
 }
+function usageError (msg) {
+  console.error(`js-peer: ${msg}`)
+  process.exit(2)
+}
+if (opt.sign !== 'strict' && opt.sign !== 'none') usageError(`--sign takes strict or none, not '${opt.sign}'`)
+if (opt['msg-id'] !== 'default' && opt['msg-id'] !== 'content') {
+  usageError(`--msg-id takes default or content, not '${opt['msg-id']}'`)
+}
+const heartbeatMs = Number(opt['heartbeat-ms'])
+if (!Number.isSafeInteger(heartbeatMs) || heartbeatMs < 10) usageError(`--heartbeat-ms takes an integer >= 10, not '${opt['heartbeat-ms']}'`)
+const maxMessageSize = Number(opt['max-message-size'])
+if (!Number.isSafeInteger(maxMessageSize) || maxMessageSize < 1) {
+  usageError(`--max-message-size takes an integer >= 1, not '${opt['max-message-size']}'`)
+}
+for (const t of opt.topic) if (t === '') usageError('--topic takes a non-empty name')
+
 for (const ma of [...opt.listen, ...opt.dial]) {
   try {
     multiaddr(ma)
@@ -124,6 +155,52 @@ for (const ma of [...opt.listen, ...opt.dial]) {
 // ---- the node --------------------------------------------------------------
 
 const LOOPBACK = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']
+
+// ---- gossipsub settings -----------------------------------------------------
+
+const hex = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex')
+const sha256 = (u8) => createHash('sha256').update(u8).digest()
+const SIGN_POLICY = opt.sign === 'strict' ? 'StrictSign' : 'StrictNoSign'
+
+// js's own message-id functions (what gossipsub uses when msgIdFn is unset):
+// StrictSign: PublicKey protobuf of the author || the 8-byte seqno;
+// StrictNoSign: SHA-256 of the data. --msg-id content: SHA-256 of the data
+// (32 raw bytes) under either policy.
+function defaultMsgId (msg) {
+  if (SIGN_POLICY === 'StrictSign') {
+    if (msg.type !== 'signed') throw new Error('expected a signed message')
+    const key = publicKeyToProtobuf(msg.from.publicKey ?? msg.key)
+    const seqno = Buffer.from(msg.sequenceNumber.toString(16).padStart(16, '0'), 'hex')
+    return Buffer.concat([key, seqno])
+  }
+  return sha256(msg.data)
+}
+const baseMsgId = opt['msg-id'] === 'content' ? (msg) => sha256(msg.data) : defaultMsgId
+
+// --fast-msg-id: gossipsub's fastMsgIdFn, computed on the raw RPC message
+// before anything else, so duplicates are dropped before their signature is
+// verified (stock js verifies every copy; Lodestar sets this). It is the
+// message id itself computed from the raw fields: hex(SHA-256(data)) for
+// content ids and under StrictNoSign, hex(from || seqno) for StrictSign
+// default ids (from = the author's peer id, whose identity multihash holds
+// the same key protobuf that the id uses).
+function fastMsgIdFn (raw) {
+  if (opt['msg-id'] === 'content' || SIGN_POLICY === 'StrictNoSign') return sha256(raw.data ?? new Uint8Array(0)).toString('hex')
+  return hex(raw.from ?? new Uint8Array(0)) + hex(raw.seqno ?? new Uint8Array(0))
+}
+
+// publish() does not return the message id (under StrictSign it depends on
+// the random seqno gossipsub draws inside publish). gossipsub computes the id
+// of a message it publishes with msgIdFn on a Message whose .data is the very
+// Uint8Array passed to publish(), so a hook keyed by that array object catches
+// it; received messages carry freshly decoded arrays and never match.
+const publishIdHooks = new WeakMap()
+function msgIdFn (msg) {
+  const id = baseMsgId(msg)
+  const hook = publishIdHooks.get(msg.data)
+  if (hook != null) hook(id)
+  return id
+}
 
 const node = await createLibp2p({
   privateKey,
@@ -142,11 +219,31 @@ const node = await createLibp2p({
     maxIncomingPendingConnections: 1_000,
     maxParallelDials: 500
   },
+  // js pings every connection every 10 s and aborts it when the ping takes
+  // longer than an adaptive timeout (at least 5 s). A js process whose event
+  // loop is stalled for seconds (signature checks of a gossip burst) thus
+  // drops its connections; --no-keepalive-abort keeps them (the pings still
+  // run and still produce keepalive events when they succeed).
+  ...(opt['no-keepalive-abort'] ? { connectionMonitor: { abortConnectionOnPingFailure: false } } : {}),
   services: {
     identify: identify(),
-    ping: ping()
+    ping: ping(),
+    // Stock gossipsub (D 6, Dlo 4, Dhi 12, Dlazy 6, floodPublish, no PX,
+    // fallback to floodsub) except: the signature policy and message id
+    // from the options, ids as hex strings, the heartbeat interval, and the
+    // IP colocation penalty (P6, > 10 peers on one IP) switched off, since
+    // every test peer is on 127.0.0.1.
+    pubsub: gossipsub({
+      globalSignaturePolicy: SIGN_POLICY,
+      msgIdFn,
+      msgIdToStrFn: hex,
+      ...(opt['fast-msg-id'] ? { fastMsgIdFn } : {}),
+      heartbeatInterval: heartbeatMs,
+      scoreParams: { IPColocationFactorWeight: 0 }
+    })
   }
 })
+const gs = node.services.pubsub
 
 // Why each connection ended: 'local' when we closed it, the error when
 // something aborted it (js aborts on failed keep-alive pings, muxer errors,
@@ -193,8 +290,6 @@ node.addEventListener('connection:close', (evt) => {
   closeReason.delete(conn.id)
   emit({ event: 'disconnected', peer_id: peer, direction: conn.direction, reason: reason ?? 'remote' })
 })
-
-const hex = (u8) => Buffer.from(u8).toString('hex')
 
 node.addEventListener('peer:identify', (evt) => {
   const r = evt.detail
@@ -352,6 +447,88 @@ emit({
   addrs: node.getMultiaddrs().map(String),
   agent: node.services.identify.host?.agentVersion
 })
+
+// ---- gossipsub events -------------------------------------------------------
+
+const DATA_TEXT_MAX = 256 // message events carry "data" up to this many bytes of valid UTF-8
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+function textOf (u8) {
+  if (u8.length > DATA_TEXT_MAX) return undefined
+  try {
+    return utf8.decode(u8)
+  } catch {
+    return undefined
+  }
+}
+
+// Every message gossipsub delivers to us (first copy of each id, on a topic
+// we are subscribed to; never our own publishes). t_us: CLOCK_MONOTONIC in
+// microseconds (process.hrtime), comparable between processes on one host.
+gs.addEventListener('gossipsub:message', (evt) => {
+  const t = nowUs()
+  const { propagationSource, msgId, msg } = evt.detail
+  const text = textOf(msg.data)
+  emit({
+    event: 'message',
+    topic: msg.topic,
+    from: msg.type === 'signed' ? msg.from.toString() : null,
+    msg_id: msgId, // msgIdToStrFn is hex ("id" is the command tag in result events)
+    size: msg.data.length,
+    sha256: sha256(msg.data).toString('hex'),
+    ...(text !== undefined ? { data: text } : {}),
+    propagation_source: propagationSource.toString(),
+    ...(msg.type === 'signed' ? { seqno: msg.sequenceNumber.toString(16).padStart(16, '0') } : {}),
+    t_us: t
+  })
+})
+
+// A remote's SUBSCRIBE / UNSUBSCRIBE (one event per topic in the RPC).
+gs.addEventListener('subscription-change', (evt) => {
+  const { peerId, subscriptions } = evt.detail
+  for (const { topic, subscribe } of subscriptions) {
+    emit({ event: 'peer_subscription', peer_id: peerId.toString(), topic, subscribe })
+  }
+  checkMeshWaiters()
+})
+
+// GRAFT / PRUNE: direction outbound = we sent it, inbound = we received it.
+// js dispatches an inbound graft even when it answers with a PRUNE (backoff,
+// negative score, Dhi reached for an inbound peer); "in_mesh" tells.
+for (const kind of ['graft', 'prune']) {
+  gs.addEventListener(`gossipsub:${kind}`, (evt) => {
+    const { peerId, topic, direction } = evt.detail
+    emit({ event: kind, peer_id: peerId, topic, direction, in_mesh: gs.mesh.get(topic)?.has(peerId) ?? false })
+    checkMeshWaiters()
+  })
+}
+gs.addEventListener('gossipsub:heartbeat', () => { checkMeshWaiters() })
+
+// {"cmd":"mesh"} with wait_mesh / wait_peers answers once the topic's mesh and
+// known subscribers reach those sizes (checked on every heartbeat, graft,
+// prune and subscription change), or after timeout_ms with "timed_out":true.
+const meshWaiters = new Set()
+function checkMeshWaiters () {
+  for (const w of meshWaiters) w()
+}
+
+function gossipPeers (topic) {
+  return {
+    event: 'gossip_peers',
+    topic,
+    subscribed: gs.getTopics().includes(topic),
+    mesh: gs.getMeshPeers(topic).sort(),
+    peers: gs.getSubscribers(topic).map(String).sort(),
+    // js's score of every connected gossip peer (0 unless penalized: P7
+    // behaviour penalties such as broken IWANT promises or GRAFT during
+    // backoff; below 0 no GRAFT, -10 no gossip, -50 no publish, -80 graylisted)
+    scores: Object.fromEntries(gs.getPeers().map((p) => [p.toString(), Math.round(gs.getScore(p.toString()) * 1000) / 1000]))
+  }
+}
+
+for (const topic of opt.topic) {
+  gs.subscribe(topic)
+  emit({ event: 'subscribed', topic })
+}
 
 // ---- commands ---------------------------------------------------------------
 
@@ -585,6 +762,159 @@ async function cmdPerf (c) {
   }
 }
 
+// ---- gossipsub commands -----------------------------------------------------
+
+function needTopic (c) {
+  if (typeof c.topic !== 'string' || c.topic === '') throw new TypeError('topic (non-empty string) is required')
+  return c.topic
+}
+
+async function cmdSubscribe (c) {
+  const topic = needTopic(c)
+  gs.subscribe(topic)
+  return { event: 'subscribed', topic }
+}
+
+async function cmdUnsubscribe (c) {
+  const topic = needTopic(c)
+  gs.unsubscribe(topic)
+  return { event: 'unsubscribed', topic }
+}
+
+// The payload of publish / publish_bad_sig: "data" (UTF-8 text), "hex", or
+// "size" (that many random bytes).
+function payloadOf (c) {
+  const given = ['data', 'hex', 'size'].filter((k) => c[k] !== undefined)
+  if (given.length !== 1) throw new TypeError('exactly one of data, hex, size is required')
+  if (c.data !== undefined) {
+    if (typeof c.data !== 'string') throw new TypeError('data must be a string')
+    return Buffer.from(c.data, 'utf8')
+  }
+  if (c.hex !== undefined) {
+    if (typeof c.hex !== 'string' || !/^([0-9a-fA-F]{2})*$/.test(c.hex)) throw new TypeError('hex must be an even-length hex string')
+    return Buffer.from(c.hex, 'hex')
+  }
+  return randomBytes(needInt(c, 'size', 0, 0, 64 << 20))
+}
+
+function publishFailure (err) {
+  const m = err?.message ?? String(err)
+  if (m.includes('NoPeersSubscribedToTopic')) return 'no_peers'
+  if (m.includes('PublishError.Duplicate')) return 'duplicate'
+  return `error: ${errMessage(err)}`
+}
+
+// {"cmd":"publish","topic":"t","data":"..."}: gossipsub publish (flood
+// publish to every known subscriber of the topic above the publish threshold,
+// mesh peers included). "allow_no_peers":true publishes even with no peers.
+// t_us (CLOCK_MONOTONIC µs) is taken when the command starts, before signing.
+async function cmdPublish (c) {
+  const t = nowUs()
+  const topic = needTopic(c)
+  const data = new Uint8Array(payloadOf(c)) // a fresh array: the id hook's key
+  if (c.allow_no_peers !== undefined && typeof c.allow_no_peers !== 'boolean') throw new TypeError('allow_no_peers must be a boolean')
+  if (data.length > maxMessageSize) {
+    return { event: 'publish_failed', topic, reason: 'too_large', size: data.length, max: maxMessageSize }
+  }
+  let id = null
+  publishIdHooks.set(data, (v) => { id = hex(v) })
+  try {
+    const r = await gs.publish(topic, data, c.allow_no_peers ? { allowPublishToZeroTopicPeers: true } : undefined)
+    return { event: 'published', topic, msg_id: id, peers: r.recipients.length, size: data.length, t_us: t }
+  } catch (err) {
+    return { event: 'publish_failed', topic, reason: publishFailure(err), ...(id != null ? { msg_id: id } : {}), size: data.length }
+  } finally {
+    publishIdHooks.delete(data)
+  }
+}
+
+const SIGN_PREFIX = Buffer.from('libp2p-pubsub:')
+
+// {"cmd":"publish_bad_sig","topic":"t","data":"..."[,"peer_id":"..."][,"how":"wrong"|"missing"|"garbage"]}
+// Builds an RPC by hand with gossipsub's own protobuf codec (the RPC export of
+// @chainsafe/libp2p-gossipsub/message) and pushes it on gossipsub's existing
+// outbound stream to each subscriber of the topic (or to peer_id only):
+// OutboundStream.push() adds the uvarint length prefix, exactly as for
+// gossipsub's own RPCs. Nothing is signed by gossipsub and nothing enters our
+// seen cache or message cache, so the router's state is untouched.
+//   StrictSign: from, seqno (8 random bytes), key are correct; the signature
+//     is "wrong" (a valid DER signature by our key over the same message with
+//     another seqno; default), "missing" (no signature field) or "garbage"
+//     (64 random bytes, not DER).
+//   StrictNoSign: a message signed as under StrictSign (from, seqno,
+//     signature, key present), which StrictNoSign receivers must reject.
+// Result: "published" with "bad_sig":true and the id the message would have.
+async function cmdPublishBadSig (c) {
+  const t = nowUs()
+  const topic = needTopic(c)
+  const data = payloadOf(c)
+  const how = c.how ?? 'wrong'
+  if (!['wrong', 'missing', 'garbage'].includes(how)) throw new TypeError('how must be wrong, missing or garbage')
+  let targets
+  if (c.peer_id !== undefined) {
+    needPeer(c)
+    targets = [c.peer_id]
+  } else {
+    targets = gs.getSubscribers(topic).map(String)
+  }
+  targets = targets.filter((id) => gs.streamsOutbound.has(id))
+  if (targets.length === 0) return { event: 'publish_failed', topic, reason: 'no_peers', bad_sig: true }
+
+  const key = publicKeyToProtobuf(privateKey.publicKey)
+  const seqno = randomBytes(8)
+  const msg = { from: node.peerId.toMultihash().bytes, data, seqno, topic, signature: undefined, key: undefined }
+  const signOver = (m) => privateKey.sign(Buffer.concat([SIGN_PREFIX, RPC.Message.encode(m)]))
+  if (SIGN_POLICY === 'StrictNoSign' || how === 'wrong') {
+    // For StrictNoSign a correct signature is the fault; for StrictSign sign
+    // the message with its seqno's last byte flipped.
+    const other = Buffer.from(seqno)
+    if (SIGN_POLICY === 'StrictSign') other[7] ^= 0xff
+    msg.signature = await signOver({ ...msg, seqno: other })
+  } else if (how === 'garbage') {
+    msg.signature = randomBytes(64)
+  }
+  msg.key = key
+  const id = opt['msg-id'] === 'content' || SIGN_POLICY === 'StrictNoSign'
+    ? sha256(data)
+    : Buffer.concat([key, seqno])
+  const bytes = RPC.encode({ subscriptions: [], messages: [msg] })
+  const sent = []
+  for (const peer of targets) {
+    try {
+      gs.streamsOutbound.get(peer).push(bytes)
+      sent.push(peer)
+    } catch (err) {
+      emitError('publish', { what: 'publish_bad_sig', peer_id: peer, ...tagOf(c) }, err)
+    }
+  }
+  return { event: 'published', topic, msg_id: hex(id), peers: sent.length, to: sent, bad_sig: true, how: SIGN_POLICY === 'StrictSign' ? how : 'signed', size: data.length, t_us: t }
+}
+
+async function cmdMesh (c) {
+  const topic = needTopic(c)
+  const wantMesh = needInt(c, 'wait_mesh', 0, 0, 1000)
+  const wantPeers = needInt(c, 'wait_peers', 0, 0, 1000)
+  const timeoutMs = needInt(c, 'timeout_ms', 10_000, 0, 3_600_000)
+  const ready = () => gs.getMeshPeers(topic).length >= wantMesh && gs.getSubscribers(topic).length >= wantPeers
+  if (ready()) return gossipPeers(topic)
+  return new Promise((resolve) => {
+    const w = () => {
+      if (!ready()) return
+      done()
+      resolve(gossipPeers(topic))
+    }
+    const timer = setTimeout(() => {
+      done()
+      resolve({ ...gossipPeers(topic), timed_out: true })
+    }, timeoutMs)
+    const done = () => {
+      clearTimeout(timer)
+      meshWaiters.delete(w)
+    }
+    meshWaiters.add(w)
+  })
+}
+
 async function cmdClose (c) {
   const peer = needPeer(c)
   localClose.add(c.peer_id)
@@ -603,6 +933,11 @@ const COMMANDS = {
   rtt: cmdRtt,
   perf: cmdPerf,
   close: cmdClose,
+  subscribe: cmdSubscribe,
+  unsubscribe: cmdUnsubscribe,
+  publish: cmdPublish,
+  publish_bad_sig: cmdPublishBadSig,
+  mesh: cmdMesh,
   quit: async () => { await quit('command'); return null }
 }
 

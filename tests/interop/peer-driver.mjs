@@ -91,13 +91,52 @@ export class JsonPeer {
     })
   }
 
+  // Resolves when cond() returns true; cond is evaluated now and after every
+  // event (keep it cheap: scan only the events it has not seen yet). Rejects
+  // when timeoutMs passes or the process exits first. Takes no events.
+  until (cond, timeoutMs, what = 'condition') {
+    return new Promise((resolve, reject) => {
+      const w = {
+        check: () => {
+          let ok
+          try {
+            ok = cond()
+          } catch (err) {
+            done()
+            reject(err)
+            return
+          }
+          if (ok) {
+            done()
+            resolve()
+          } else if (this.exit != null) {
+            done()
+            reject(new Error(`${this.name}: exited (${JSON.stringify(this.exit)}) while waiting for ${what}`))
+          }
+        }
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      const done = () => {
+        clearTimeout(timer)
+        this.waiters.delete(w)
+      }
+      this.waiters.add(w)
+      w.check()
+    })
+  }
+
   // Sends a command tagged with a fresh id and waits for its result: the
-  // event named `event` or an error event, both carrying that id.
+  // event named `event` (or any of an array of names) or an error event, all
+  // carrying that id.
   async request (cmd, event, timeoutMs) {
     const id = `${cmd.cmd}-${++JsonPeer.seq}`
+    const names = Array.isArray(event) ? event : [event]
     this.send({ ...cmd, id })
-    const ev = await this.expect((e) => e.id === id && (e.event === event || e.event === 'error'),
-      timeoutMs, `${event} for ${id}`)
+    const ev = await this.expect((e) => e.id === id && (names.includes(e.event) || e.event === 'error'),
+      timeoutMs, `${names.join('|')} for ${id}`)
     if (ev.event === 'error') throw new Error(`${this.name}: ${cmd.cmd} failed: ${ev.message}`)
     return ev
   }

@@ -19,6 +19,16 @@ if(WISP_NODE AND WISP_NPM)
   set_tests_properties(interop_js_selftest PROPERTIES
     FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 300
     SKIP_RETURN_CODE 77 PROCESSORS 2)
+
+  # gossipsub in js-peer.mjs: 6 js peers in a mesh, StrictSign and
+  # StrictNoSign, default and content message ids; exactly-once delivery,
+  # publish failures, bad signatures, unsubscribe, and the js burst baseline
+  # (prints "row {...}" lines). About 1.5 min on 2 vCPUs.
+  add_test(NAME interop_js_gossip
+    COMMAND ${WISP_NODE} ${_interop_dir}/js_gossip_selftest.mjs --quiet)
+  set_tests_properties(interop_js_gossip PROPERTIES
+    FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 900
+    SKIP_RETURN_CODE 77 PROCESSORS 2)
 else()
   message(STATUS "interop tests: node/npm not found, js interop tests not registered")
 endif()
