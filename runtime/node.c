@@ -843,6 +843,38 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 		out->net.streams_refused += wisp_stat_get(&ss->streams_refused);
 		out->net.streams_capped += wisp_stat_get(&ss->streams_capped);
 	}
+	if (n->gossip_state) {
+		wisp_gs_router_stats rs;
+		wisp_gossip_router_stats(n->gossip_state, &rs);
+		const wisp_gossip_stats *gs = wisp_gossip_stats_of(n->gossip_state);
+		out->gossip.peers = rs.peers;
+		out->gossip.rpc_in = rs.rpc_in;
+		out->gossip.rpc_out = rs.rpc_out;
+		out->gossip.rpc_bad = rs.rpc_bad;
+		out->gossip.rpc_graylisted = rs.rpc_graylisted;
+		out->gossip.msg_in = rs.msg_in;
+		out->gossip.msg_duplicate = rs.msg_duplicate;
+		out->gossip.msg_accepted = rs.msg_accepted;
+		out->gossip.msg_delivered = rs.msg_delivered;
+		out->gossip.msg_forwarded = rs.msg_forwarded;
+		out->gossip.msg_rejected = rs.msg_rejected;
+		out->gossip.msg_bad_signature = rs.msg_bad_signature;
+		out->gossip.msg_policy = rs.msg_policy;
+		out->gossip.msg_too_large = rs.msg_too_large;
+		out->gossip.msg_ignored = rs.msg_ignored;
+		out->gossip.published = rs.pub_ok;
+		out->gossip.publish_no_peers = rs.pub_no_peers;
+		out->gossip.ihave_in = rs.ihave_in;
+		out->gossip.iwant_served = rs.iwant_served;
+		out->gossip.graft_in = rs.graft_in;
+		out->gossip.prune_in = rs.prune_in;
+		out->gossip.idontwant_in = rs.idontwant_in;
+		out->gossip.idontwant_out = rs.idontwant_out;
+		out->gossip.verify_dealt = wisp_stat_get(&gs->verify_dealt);
+		for (uint32_t i = 0; n->worker_state && i < n->n_workers; i++)
+			out->gossip.frames_dropped += wisp_stat_get(&n->worker_state[i].shard.pubsub.over_budget) +
+						      wisp_stat_get(&n->worker_state[i].shard.pubsub.expired);
+	}
 	out->net.identify_errors = wisp_stat_get(&n->net.identify_errors);
 	out->net.ping_errors = wisp_stat_get(&n->net.ping_errors);
 	uint32_t k = 0;

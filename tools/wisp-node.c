@@ -596,7 +596,11 @@ static void print_stats(cli *c, uint64_t cookie)
 		       "\"slow_closes\":%llu,\"conn_limit\":%llu,\"dial_failures\":%llu,\"bytes_in\":%llu,"
 		       "\"bytes_out\":%llu,\"resets\":%llu,\"streams_refused\":%llu,\"streams_capped\":%llu,"
 		       "\"identify_errors\":%llu,\"ping_errors\":%llu,\"pool_in_use\":%llu,\"mailbox_full\":%llu,"
-		       "\"events_dropped\":%llu",
+		       "\"events_dropped\":%llu,\"gossip\":{\"peers\":%llu,\"rpc_in\":%llu,\"rpc_out\":%llu,"
+		       "\"rpc_bad\":%llu,\"msg_in\":%llu,\"msg_duplicate\":%llu,\"msg_accepted\":%llu,"
+		       "\"msg_delivered\":%llu,\"msg_forwarded\":%llu,\"msg_rejected\":%llu,"
+		       "\"msg_bad_signature\":%llu,\"msg_policy\":%llu,\"published\":%llu,"
+		       "\"idontwant_in\":%llu,\"idontwant_out\":%llu,\"frames_dropped\":%llu}",
 		       (unsigned long long)s.net.conns_in, (unsigned long long)s.net.conns_out,
 		       (unsigned long long)s.net.open, (unsigned long long)s.net.upgraded,
 		       (unsigned long long)s.net.handshake_failures, (unsigned long long)s.net.handshake_timeouts,
@@ -606,7 +610,15 @@ static void print_stats(cli *c, uint64_t cookie)
 		       (unsigned long long)s.net.resets, (unsigned long long)s.net.streams_refused,
 		       (unsigned long long)s.net.streams_capped, (unsigned long long)s.net.identify_errors,
 		       (unsigned long long)s.net.ping_errors, (unsigned long long)s.pool_in_use,
-		       (unsigned long long)s.mailbox_full, (unsigned long long)s.events_dropped);
+		       (unsigned long long)s.mailbox_full, (unsigned long long)s.events_dropped,
+		       (unsigned long long)s.gossip.peers, (unsigned long long)s.gossip.rpc_in,
+		       (unsigned long long)s.gossip.rpc_out, (unsigned long long)s.gossip.rpc_bad,
+		       (unsigned long long)s.gossip.msg_in, (unsigned long long)s.gossip.msg_duplicate,
+		       (unsigned long long)s.gossip.msg_accepted, (unsigned long long)s.gossip.msg_delivered,
+		       (unsigned long long)s.gossip.msg_forwarded, (unsigned long long)s.gossip.msg_rejected,
+		       (unsigned long long)s.gossip.msg_bad_signature, (unsigned long long)s.gossip.msg_policy,
+		       (unsigned long long)s.gossip.published, (unsigned long long)s.gossip.idontwant_in,
+		       (unsigned long long)s.gossip.idontwant_out, (unsigned long long)s.gossip.frames_dropped);
 		put_id(c, cookie);
 		printf("}\n");
 	} else {

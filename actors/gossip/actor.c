@@ -30,6 +30,8 @@ struct wisp_gossip {
 	uint32_t n_scores;
 	uint32_t n_peers, n_topics;
 	uint32_t next_worker;
+	/* the router's counters, copied for other threads (each word atomic) */
+	_Atomic uint64_t mirror[sizeof(wisp_gs_router_stats) / sizeof(uint64_t)];
 	uint8_t *scratch;         /* for signature checks done here (fallback) */
 	size_t scratch_len;
 	wisp_timer hb;
@@ -75,10 +77,27 @@ const wisp_gossip_stats *wisp_gossip_stats_of(const wisp_gossip *g)
 
 void wisp_gossip_router_stats(const wisp_gossip *g, wisp_gs_router_stats *out)
 {
-	if (g->router)
-		wisp_gs_router_stats_get(g->router, out);
-	else
-		memset(out, 0, sizeof(*out));
+	uint64_t w[sizeof(wisp_gs_router_stats) / sizeof(uint64_t)];
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		w[i] = atomic_load_explicit(&g->mirror[i], memory_order_relaxed);
+	memcpy(out, w, sizeof(w));
+}
+
+_Static_assert(sizeof(wisp_gs_router_stats) % sizeof(uint64_t) == 0, "the mirror copies whole words");
+
+/* Copy the router's counters where other threads read them, after every
+ * message and heartbeat (some 60 relaxed stores). */
+static void mirror_stats(wisp_gossip *g)
+{
+	if (!g->router)
+		return;
+	wisp_gs_router_stats rs;
+	memset(&rs, 0, sizeof(rs));
+	wisp_gs_router_stats_get(g->router, &rs);
+	uint64_t w[sizeof(wisp_gs_router_stats) / sizeof(uint64_t)];
+	memcpy(w, &rs, sizeof(w));
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		atomic_store_explicit(&g->mirror[i], w[i], memory_order_relaxed);
 }
 
 /* ---- peers ------------------------------------------------------------- */
@@ -448,6 +467,7 @@ static void on_timer(wisp_timer *t, wisp_tstamp now)
 {
 	wisp_gossip *g = t->arg;
 	(void)wisp_gs_router_handle_expiry(g->router, now);
+	mirror_stats(g);
 	arm_heartbeat(g);
 }
 
@@ -466,9 +486,10 @@ static int gossip_start(wisp_actor *a, wisp_tstamp now)
 
 static void gossip_stop(wisp_actor *a, wisp_tstamp now)
 {
-	(void)now;
 	wisp_gossip *g = a->state;
+	(void)now;
 	wisp_loop_timer_disarm(a->loop, &g->hb);
+	mirror_stats(g);
 	/* the message cache and messages in validation hold pooled frames:
 	 * give them back with the actor, so a stopped node holds nothing */
 	wisp_gs_router_free(g->router);
@@ -530,6 +551,7 @@ static void gossip_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 	default:
 		break;
 	}
+	mirror_stats(g);
 	arm_heartbeat(g);
 }
 

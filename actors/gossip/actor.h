@@ -61,8 +61,8 @@ typedef struct wisp_gossip_stats {
 	wisp_stat verify_failed, delivered, events_dropped, px_ignored, send_failed, frames_dropped;
 } wisp_gossip_stats;
 const wisp_gossip_stats *wisp_gossip_stats_of(const wisp_gossip *g);
-/* The router's counters (the actor's thread writes them; any thread may
- * copy them, racy but harmless for figures). */
+/* The router's counters as of the actor's last message or heartbeat (the
+ * actor's thread copies them word by word; any thread reads them). */
 void wisp_gossip_router_stats(const wisp_gossip *g, wisp_gs_router_stats *out);
 
 #endif

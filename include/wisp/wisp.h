@@ -417,6 +417,16 @@ typedef struct wisp_stats {
 		uint64_t identify_errors;       /* bad identify messages */
 		uint64_t ping_errors;           /* failed ping round trips */
 	} net;
+	struct {
+		uint64_t peers;                 /* gossipsub peers now */
+		uint64_t rpc_in, rpc_out, rpc_bad, rpc_graylisted;
+		uint64_t msg_in, msg_duplicate, msg_accepted, msg_delivered, msg_forwarded;
+		uint64_t msg_rejected, msg_bad_signature, msg_policy, msg_too_large, msg_ignored;
+		uint64_t published, publish_no_peers;
+		uint64_t ihave_in, iwant_served, graft_in, prune_in, idontwant_in, idontwant_out;
+		uint64_t frames_dropped;        /* send queue over its budget, or expired */
+		uint64_t verify_dealt;          /* signature checks done on the workers */
+	} gossip;
 } wisp_stats;
 
 /* Snapshot the node's counters into *out. Any thread; counters are read
