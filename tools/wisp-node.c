@@ -1000,28 +1000,34 @@ int main(int argc, char **argv)
 			ga.topics[ga.n_topics++] = optarg;
 			break;
 		case 'G':
-			if (!strcmp(optarg, "strict"))
-				ga.opts.sign = WISP_SIGN_STRICT;
-			else if (!strcmp(optarg, "none"))
-				ga.opts.sign = WISP_SIGN_NONE;
-			else {
-				fprintf(stderr, "wisp-node: --sign takes strict or none, not '%s'\n", optarg);
+		case 'M': {
+			/* --sign and --msg-id: a word from a short list */
+			static const struct {
+				int opt;
+				const char *word;
+				int value;
+			} words[] = {
+				{ 'G', "strict", WISP_SIGN_STRICT },    { 'G', "none", WISP_SIGN_NONE },
+				{ 'M', "default", WISP_MSGID_DEFAULT }, { 'M', "content", WISP_MSGID_CONTENT },
+				{ 'M', "js", WISP_MSGID_KEY_SEQNO },
+			};
+			int found = -1;
+			for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+				if (words[i].opt == c && !strcmp(words[i].word, optarg))
+					found = words[i].value;
+			if (found < 0) {
+				fprintf(stderr, "wisp-node: %s takes %s, not '%s'\n", c == 'G' ? "--sign" : "--msg-id",
+					c == 'G' ? "strict or none" : "default, content or js", optarg);
 				return EXIT_USAGE;
 			}
-			break;
-		case 'M':
-			msgid_set = 1;
-			if (!strcmp(optarg, "default"))
-				ga.opts.msgid = WISP_MSGID_DEFAULT;
-			else if (!strcmp(optarg, "content"))
-				ga.opts.msgid = WISP_MSGID_CONTENT;
-			else if (!strcmp(optarg, "js"))
-				ga.opts.msgid = WISP_MSGID_KEY_SEQNO;
-			else {
-				fprintf(stderr, "wisp-node: --msg-id takes default, content or js, not '%s'\n", optarg);
-				return EXIT_USAGE;
+			if (c == 'G') {
+				ga.opts.sign = (wisp_sign_policy)found;
+			} else {
+				ga.opts.msgid = (wisp_msgid_kind)found;
+				msgid_set = 1;
 			}
 			break;
+		}
 		case 'w':
 			workers = strtol(optarg, &end, 10);
 			if (*end || workers < 1 || workers > 64) {

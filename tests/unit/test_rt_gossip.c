@@ -89,19 +89,25 @@ static bool drain_all(void *arg)
 	return cond_fn();
 }
 
-static bool wait_for(bool (*cond)(void))
+/* Wait (polling every node's event fd) until cond holds, at most ms. */
+static bool wait_ms(bool (*cond)(void), unsigned ms)
 {
 	cond_fn = cond;
-	uint64_t deadline = wt_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+	uint64_t deadline = wt_now_ns() + (uint64_t)ms * 1000000u;
 	while (!drain_all(NULL)) {
 		if (wt_now_ns() > deadline)
 			return false;
 		struct pollfd p[N];
 		for (int i = 0; i < N; i++)
 			p[i] = (struct pollfd){ .fd = wisp_node_event_fd(nodes[i].n), .events = POLLIN };
-		poll(p, N, 50);
+		poll(p, N, 20);
 	}
 	return true;
+}
+
+static bool wait_for(bool (*cond)(void))
+{
+	return wait_ms(cond, WAIT_MS);
 }
 
 static bool all_listening(void)
@@ -222,22 +228,6 @@ static bool probe_everywhere(void)
 static bool never(void)
 {
 	return false;
-}
-
-/* Wait for cond, at most ms. */
-static bool wait_ms(bool (*cond)(void), unsigned ms)
-{
-	cond_fn = cond;
-	uint64_t deadline = wt_now_ns() + (uint64_t)ms * 1000000u;
-	while (!drain_all(NULL)) {
-		if (wt_now_ns() > deadline)
-			return false;
-		struct pollfd p[N];
-		for (int i = 0; i < N; i++)
-			p[i] = (struct pollfd){ .fd = wisp_node_event_fd(nodes[i].n), .events = POLLIN };
-		poll(p, N, 20);
-	}
-	return true;
 }
 
 /* Subscriptions travel after the connections come up, and meshes form on
