@@ -39,6 +39,7 @@ typedef struct reader {
 	uint8_t plen;
 	wisp_buf *cur; /* the payload, once its length is known */
 	uint32_t need, have;
+	bool skip;     /* this frame's bytes are dropped (no buffer for them) */
 } reader;
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -253,12 +254,27 @@ static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
 			}
 			r->plen = 0;
 			r->cur = wisp_buf_alloc(node->pool, (size_t)len);
-			if (!r->cur) {
-				wisp_stream_reset(st); /* pool exhausted: counted by the pool */
-				return;
-			}
 			r->need = (uint32_t)len;
 			r->have = 0;
+			if (!r->cur) {
+				/* The pool is exhausted: skip this frame (counted; gossip
+				 * recovers its messages) and keep the stream. Resetting it
+				 * would cut the link for good: js keeps writing to a reset
+				 * gossip stream without reopening it. */
+				wisp_stat_add(&stats_of(sc)->nomem_skipped, 1);
+				r->skip = true;
+			}
+			continue;
+		}
+		if (r->skip) {
+			size_t k = r->need - r->have;
+			if (k > n)
+				k = n;
+			r->have += (uint32_t)k;
+			p += k;
+			n -= k;
+			if (r->have == r->need)
+				r->skip = false;
 			continue;
 		}
 		size_t k = r->need - r->have;

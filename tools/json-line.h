@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define JL_MAX_FIELDS 16
-#define JL_MAX_TEXT 512
+#define JL_MAX_TEXT 16384 /* a publish's "hex" up to 8 KiB; larger payloads use "size" */
 
 typedef struct jl_field {
 	char key[32];

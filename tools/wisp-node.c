@@ -494,6 +494,7 @@ static void on_event(cli *c, const wisp_event *ev)
 			const char *why = ev->status == WISP_ERR_TOO_LARGE ? "too_large"
 					  : ev->status == WISP_ERR_EXISTS  ? "duplicate"
 					  : ev->status == WISP_ERR_AGAIN   ? "queue_full"
+					  : ev->status == WISP_ERR_NOMEM   ? "no_memory"
 									   : wisp_strerror(ev->status);
 			if (c->json) {
 				printf("{\"event\":\"publish_failed\",\"topic\":");
@@ -648,7 +649,7 @@ static int peer_arg(cli *c, const jl_object *o, wisp_peer_id *id, uint64_t cooki
 
 static void command(cli *c, const char *line)
 {
-	jl_object o;
+	static jl_object o; /* 16 fields of up to JL_MAX_TEXT: too big for the stack */
 	const char *why;
 	uint64_t cookie = ++c->next_cookie;
 	if (jl_parse(line, &o, &why) != 0) {
@@ -867,7 +868,7 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	uint64_t end = duration > 0 ? now_ns() + (uint64_t)(duration * 1e9) : 0;
-	char line[8192];
+	static char line[64 * 1024];
 	size_t have = 0;
 	bool stdin_open = true;
 	while (!c.quit_why) {
@@ -915,7 +916,7 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 					have -= used;
 				}
 				if (have == sizeof(line) - 1) {
-					json_error(&c, "command", NULL, 0, "command line longer than 8 KiB: dropped", 0);
+					json_error(&c, "command", NULL, 0, "command line longer than 64 KiB: dropped", 0);
 					have = 0;
 				}
 			}

@@ -217,7 +217,9 @@ static wisp_buf *message_event(wisp_gossip *g, uint64_t ref, uint32_t topic, con
 	size_t need = sizeof(wisp_message_info) + tlen + 1 + dlen;
 	wisp_buf *b = wisp_buf_alloc(g->node->pool, need);
 	if (!b) {
+		/* counted with every other event the application lost */
 		wisp_stat_add(&g->st.events_dropped, 1);
+		wisp_stat_add_shared(&g->node->events_dropped, 1);
 		return NULL;
 	}
 	wisp_message_info *mi = (wisp_message_info *)b->data;
@@ -426,7 +428,7 @@ static void publish(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 			status = WISP_ERR_EXISTS;
 			break;
 		case WISP_GS_PUB_NO_MEMORY:
-			status = WISP_ERR_AGAIN;
+			status = WISP_ERR_NOMEM;
 			break;
 		case WISP_GS_PUB_NO_KEY:
 			status = WISP_ERR_STATE;

@@ -321,9 +321,10 @@ typedef struct wisp_topic_info {
 } wisp_topic_info;
 
 /* u.published: status WISP_OK (queued to `peers` peers), or why not:
- * WISP_ERR_NOTFOUND (no peers on the topic), WISP_ERR_TOO_LARGE,
- * WISP_ERR_EXISTS (the same message was published before), WISP_ERR_AGAIN
- * (queues full). */
+ * WISP_ERR_NOTFOUND (no peers on the topic yet: cached and gossiped to peers
+ * that join), WISP_ERR_TOO_LARGE, WISP_ERR_EXISTS (the same message was
+ * published before), WISP_ERR_NOMEM (the buffer pool is exhausted: retry
+ * when traffic drains). */
 typedef struct wisp_published_info {
 	char topic[256];
 	uint8_t id[64];
