@@ -17,7 +17,11 @@ export class JsonPeer {
     this.exit = null // { code, signal } once the process is gone
     this.child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env })
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
+      // 'close', not 'exit': 'exit' can come before the last stdout lines
+      // are read, and a waiter would then see the process gone before the
+      // event it waits for (its "quit", say). 'close' comes after stdout
+      // and stderr ended, so every line has been dispatched by then.
+      this.child.on('close', (code, signal) => {
         this.exit = { code, signal }
         if (this.log) console.log(`${name}: exited code ${code} signal ${signal}`)
         for (const w of this.waiters) w.check()
