@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <wisp/wisp.h>
 #include <time.h>
 
 /* cmocka's allocation tracking is not thread-safe, and runtime threads
@@ -149,4 +151,37 @@ uint64_t wt_rng(void)
 	rng_state ^= rng_state << 25;
 	rng_state ^= rng_state >> 27;
 	return rng_state * UINT64_C(2685821657736338717);
+}
+
+static void wt_drain_nodes(struct wisp_node *(*node)(int i), int n, void (*take)(int i, const struct wisp_event *ev))
+{
+	for (int i = 0; i < n; i++) {
+		wisp_node *x = node(i);
+		wisp_event ev;
+		while (x && wisp_node_next_event(x, &ev) == 1) {
+			take(i, &ev);
+			wisp_event_release(x, &ev);
+		}
+	}
+}
+
+bool wt_wait_nodes(struct wisp_node *(*node)(int i), int n, void (*take)(int i, const struct wisp_event *ev),
+		   bool (*cond)(void), unsigned timeout_ms)
+{
+	uint64_t deadline = wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		wt_drain_nodes(node, n, take);
+		if (cond())
+			return true;
+		uint64_t now = wt_now_ns();
+		if (now >= deadline)
+			return false;
+		struct pollfd p[64];
+		int k = 0;
+		for (int i = 0; i < n && k < 64; i++)
+			if (node(i))
+				p[k++] = (struct pollfd){ .fd = wisp_node_event_fd(node(i)), .events = POLLIN };
+		int left = (int)((deadline - now) / 1000000u) + 1;
+		poll(p, (nfds_t)k, left < 20 ? left : 20);
+	}
 }

@@ -33,6 +33,14 @@ uint64_t wt_now_ns(void);
  * never a bare sleep. Returns true when cond became true. */
 bool wt_wait_until(bool (*cond)(void *), void *arg, int fd, unsigned timeout_ms);
 
+/* Several nodes in one test: hand every event of node(0..n) (NULL entries
+ * skipped) to take(i, ev) and release it, until cond() holds; between
+ * checks block in poll() on their event fds. False after timeout_ms. */
+struct wisp_node;
+struct wisp_event;
+bool wt_wait_nodes(struct wisp_node *(*node)(int i), int n, void (*take)(int i, const struct wisp_event *ev),
+		   bool (*cond)(void), unsigned timeout_ms);
+
 /* A seeded xorshift generator for randomized round trips. wt_rng_seed()
  * seeds it from the clock (or $WISP_TEST_SEED) and prints the seed, so a
  * failing run can be repeated. */

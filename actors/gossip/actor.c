@@ -25,6 +25,9 @@ struct wisp_gossip {
 	wisp_gs_config cfg;
 	wisp_gs_router *router;
 	gpeer *peers;             /* cfg.max_peers handles */
+	int32_t *by_conn;         /* handle per (worker, slot) of a connection ref, -1 none:
+				     found per RPC without a walk over the peers */
+	uint32_t conns_per_worker;
 	uint8_t *validate_topic;  /* per router topic number: the application validates */
 	double *scores;           /* the latest snapshot from the scoring actor */
 	uint32_t n_scores;
@@ -50,7 +53,12 @@ int wisp_gossip_new(wisp_gossip **out, wisp_node *node, const wisp_gs_config *cf
 	g->scratch_len = (size_t)cfg->lim.max_message + 4096;
 	g->scratch = wisp_malloc(node->mem, g->scratch_len);
 	g->scores = wisp_calloc(node->mem, cfg->max_peers, sizeof(*g->scores));
-	if (!g->peers || !g->validate_topic || !g->scratch || !g->scores) {
+	g->conns_per_worker = node->net.max_conns_per_worker;
+	g->by_conn = wisp_malloc(node->mem, (size_t)node->n_workers * g->conns_per_worker * sizeof(*g->by_conn));
+	if (g->by_conn)
+		for (size_t i = 0; i < (size_t)node->n_workers * g->conns_per_worker; i++)
+			g->by_conn[i] = -1;
+	if (!g->peers || !g->validate_topic || !g->scratch || !g->scores || !g->by_conn) {
 		wisp_gossip_free(g);
 		return WISP_ERR_NOMEM;
 	}
@@ -64,6 +72,7 @@ void wisp_gossip_free(wisp_gossip *g)
 		return;
 	wisp_gs_router_free(g->router);
 	wisp_free(g->node->mem, g->scores);
+	wisp_free(g->node->mem, g->by_conn);
 	wisp_free(g->node->mem, g->peers);
 	wisp_free(g->node->mem, g->validate_topic);
 	wisp_free(g->node->mem, g->scratch);
@@ -102,12 +111,21 @@ static void mirror_stats(wisp_gossip *g)
 
 /* ---- peers ------------------------------------------------------------- */
 
+/* The by_conn entry of a connection ref, or NULL when out of range. */
+static int32_t *conn_entry(const wisp_gossip *g, wisp_conn_ref ref)
+{
+	uint32_t w = wisp_conn_ref_worker(ref), slot = (uint32_t)(ref & 0xffffff);
+	if (w >= g->node->n_workers || slot >= g->conns_per_worker)
+		return NULL;
+	return &g->by_conn[(size_t)w * g->conns_per_worker + slot];
+}
+
 static int64_t handle_of_ref(const wisp_gossip *g, wisp_conn_ref ref)
 {
-	for (uint32_t i = 0; i < g->cfg.max_peers; i++)
-		if (g->peers[i].used && g->peers[i].ref == ref)
-			return i;
-	return -1;
+	int32_t *e = conn_entry(g, ref);
+	if (!e || *e < 0 || !g->peers[*e].used || g->peers[*e].ref != ref)
+		return -1; /* a stale ref (the slot's generation moved on) fails here */
+	return *e;
 }
 
 static int64_t handle_of_id(const wisp_gossip *g, const wisp_peer_id *id)
@@ -131,7 +149,7 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 {
 	const wisp_pubsub_peer *pp = (const wisp_pubsub_peer *)m->buf->data;
 	if (handle_of_id(g, &pp->peer) >= 0)
-		return; /* a second connection: the first one's handle carries it */
+		return; /* a second connection to the peer: gossip stays on the first */
 	int64_t h = -1;
 	for (uint32_t i = 0; i < g->cfg.max_peers && h < 0; i++)
 		if (!g->peers[i].used)
@@ -148,6 +166,9 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 		wisp_stat_add(&g->st.peers_refused, 1);
 		return;
 	}
+	int32_t *e = conn_entry(g, m->a);
+	if (e)
+		*e = (int32_t)h;
 	g->n_peers++;
 	wisp_stat_add(&g->st.peers, 1);
 	wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_scoring_peer));
@@ -167,6 +188,7 @@ static void peer_down(wisp_gossip *g, wisp_conn_ref ref, wisp_tstamp now)
 	int64_t h = handle_of_ref(g, ref);
 	if (h < 0)
 		return;
+	*conn_entry(g, ref) = -1;
 	wisp_gs_router_remove_peer(g->router, (uint32_t)h, now);
 	g->peers[h].used = false;
 	g->n_peers--;

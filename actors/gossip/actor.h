@@ -11,8 +11,9 @@
  *   scoring  -> snapshots of every peer's score, which the router reads;
  *   handle   -> subscribe, unsubscribe, publish, validation verdicts.
  *
- * Peers are the router's small handles; one per peer id (a second connection
- * to the same peer carries its RPCs under the first one's handle).
+ * Peers are the router's small handles; one per peer id (gossip stays on the
+ * first connection to a peer; RPCs on a second one are counted as
+ * unknown_conn).
  *
  * State is touched by the actor's thread only.
  */

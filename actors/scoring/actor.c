@@ -17,7 +17,6 @@ struct wisp_scoring {
 	wisp_score *score;
 	wisp_timer decay, snap;
 	bool dirty;
-	uint32_t peers;
 	wisp_scoring_stats st;
 };
 

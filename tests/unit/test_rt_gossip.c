@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +33,7 @@ typedef struct node {
 
 static node nodes[N];
 
-static void take(node *x, const wisp_event *ev)
+static void take(node *x, const struct wisp_event *ev)
 {
 	switch (ev->type) {
 	case WISP_EVENT_LISTENING:
@@ -74,34 +73,23 @@ static void take(node *x, const wisp_event *ev)
 	}
 }
 
-static bool (*cond_fn)(void);
-
-static bool drain_all(void *arg)
+static wisp_node *node_at(int i)
 {
-	(void)arg;
-	for (int i = 0; i < N; i++) {
-		wisp_event ev;
-		while (nodes[i].n && wisp_node_next_event(nodes[i].n, &ev) == 1) {
-			take(&nodes[i], &ev);
-			wisp_event_release(nodes[i].n, &ev);
-		}
-	}
-	return cond_fn();
+	return nodes[i].n;
 }
 
-/* Wait (polling every node's event fd) until cond holds, at most ms. */
+static void take_at(int i, const wisp_event *ev)
+{
+	take(&nodes[i], ev);
+}
+
 static bool wait_ms(bool (*cond)(void), unsigned ms)
 {
-	cond_fn = cond;
-	uint64_t deadline = wt_now_ns() + (uint64_t)ms * 1000000u;
-	while (!drain_all(NULL)) {
-		if (wt_now_ns() > deadline)
-			return false;
-		struct pollfd p[N];
-		for (int i = 0; i < N; i++)
-			p[i] = (struct pollfd){ .fd = wisp_node_event_fd(nodes[i].n), .events = POLLIN };
-		poll(p, N, 20);
-	}
+	return wt_wait_nodes(node_at, N, take_at, cond, ms);
+}
+
+static bool drained(void)
+{
 	return true;
 }
 
@@ -172,7 +160,7 @@ static void stop_all(void)
 {
 	for (int i = 0; i < N; i++)
 		assert_int_equal(wisp_node_stop(nodes[i].n), WISP_OK);
-	drain_all(NULL);
+	(void)wait_ms(drained, 0); /* events queued before the stop hold buffers */
 	for (int i = 0; i < N; i++) {
 		wisp_stats st;
 		wisp_node_stats(nodes[i].n, &st);

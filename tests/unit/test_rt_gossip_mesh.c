@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,35 +64,19 @@ static void take(node *x, const wisp_event *ev)
 	}
 }
 
-static bool (*cond_fn)(void);
-
-static bool drain(void)
+static wisp_node *node_at(int i)
 {
-	for (int i = 0; i < N; i++) {
-		wisp_event ev;
-		while (nodes[i].n && wisp_node_next_event(nodes[i].n, &ev) == 1) {
-			take(&nodes[i], &ev);
-			wisp_event_release(nodes[i].n, &ev);
-		}
-	}
-	return cond_fn();
+	return nodes[i].n;
+}
+
+static void take_at(int i, const wisp_event *ev)
+{
+	take(&nodes[i], ev);
 }
 
 static bool wait_ms(bool (*cond)(void), unsigned ms)
 {
-	cond_fn = cond;
-	uint64_t deadline = wt_now_ns() + (uint64_t)ms * 1000000u;
-	while (!drain()) {
-		if (wt_now_ns() > deadline)
-			return false;
-		struct pollfd p[N];
-		int k = 0;
-		for (int i = 0; i < N; i++)
-			if (nodes[i].n)
-				p[k++] = (struct pollfd){ .fd = wisp_node_event_fd(nodes[i].n), .events = POLLIN };
-		poll(p, (nfds_t)k, 20);
-	}
-	return true;
+	return wt_wait_nodes(node_at, N, take_at, cond, ms);
 }
 
 static int waiting_for;
