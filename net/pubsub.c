@@ -28,9 +28,9 @@ struct wisp_pubsub_conn {
 	wisp_stream *out;    /* our stream, once the peer took a protocol */
 	bool opening;
 	bool up_sent;
-	ring r[WISP_PUBSUB_CLASSES];
+	ring r[WISP_PUBSUB_LEVELS];
 	size_t queued;       /* bytes waiting in the rings */
-	uint64_t dropped[WISP_PUBSUB_CLASSES];
+	uint64_t dropped[WISP_PUBSUB_LEVELS];
 };
 
 /* An inbound stream's frame being cut out. */
@@ -145,6 +145,13 @@ static void ring_pop(ring *r)
 	r->count--;
 }
 
+/* The newest entry, taken off the ring (the caller owns its reference). */
+static queued ring_take_back(ring *r)
+{
+	r->count--;
+	return r->q[(r->head + r->count) % r->cap];
+}
+
 /* Move queued frames into our stream while it drains, control first. */
 static void feed(wisp_shard_conn *sc)
 {
@@ -152,7 +159,7 @@ static void feed(wisp_shard_conn *sc)
 	if (!ps || !ps->out)
 		return;
 	wisp_tstamp now = wisp_loop_now(sc->shard->loop);
-	for (int c = 0; c < WISP_PUBSUB_CLASSES; c++) {
+	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++) {
 		queued *q;
 		while ((q = ring_front(&ps->r[c])) && wisp_stream_queued(ps->out) < FEED_MARK) {
 			if (q->expires && q->expires < now) {
@@ -178,7 +185,41 @@ static void feed(wisp_shard_conn *sc)
 	}
 }
 
-void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int prio, wisp_tstamp expires)
+/* A frame dropped from (or refused at) level: counted, and the actor hears. */
+static void dropped(wisp_shard_conn *sc, int level)
+{
+	wisp_stat_add(&stats_of(sc)->over_budget, 1);
+	sc->ps->dropped[level]++;
+	to_actor(sc, WISP_GMSG_DROPPED, (uint64_t)1 << 8 | (uint64_t)level, NULL);
+}
+
+/* Make room for need more bytes under budget by dropping the newest frames
+ * of levels below `level`, lowest level first. True when it fits. Nothing is
+ * evicted unless the whole need can be met. */
+static bool make_room(wisp_shard_conn *sc, int level, size_t need, size_t budget)
+{
+	struct wisp_pubsub_conn *ps = sc->ps;
+	if (ps->queued + need <= budget)
+		return true;
+	size_t over = ps->queued + need - budget, lower = 0;
+	for (int c = level + 1; c < WISP_PUBSUB_LEVELS && lower < over; c++)
+		for (uint32_t i = 0; i < ps->r[c].count && lower < over; i++)
+			lower += ps->r[c].q[(ps->r[c].head + i) % ps->r[c].cap].buf->len;
+	if (lower < over)
+		return false;
+	for (int c = WISP_PUBSUB_LEVELS - 1; c > level && ps->queued + need > budget; c--) {
+		while (ps->r[c].count && ps->queued + need > budget) {
+			queued q = ring_take_back(&ps->r[c]);
+			ps->queued -= q.buf->len;
+			wisp_buf_unref(q.buf);
+			wisp_stat_add(&stats_of(sc)->evicted, 1);
+			dropped(sc, c);
+		}
+	}
+	return true;
+}
+
+void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int level, wisp_tstamp expires)
 {
 	wisp_shard_conn *sc = wisp_shard_find(s, ref);
 	if (!sc) {
@@ -188,16 +229,15 @@ void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int pri
 	struct wisp_pubsub_conn *ps = ps_get(sc);
 	if (!ps)
 		return;
-	if (prio < 0 || prio >= WISP_PUBSUB_CLASSES)
-		prio = WISP_PUBSUB_FORWARD;
-	/* Past the budget a frame is refused; a control frame may still push
-	 * the queue over it by one frame (it is small, and it steers the mesh). */
+	if (level < 0 || level >= WISP_PUBSUB_LEVELS)
+		level = WISP_PUBSUB_FORWARD;
+	/* Past the budget a frame takes the room of lower levels' newest frames,
+	 * or is refused; a control frame may still push the queue over it by
+	 * one frame (it is small, and it steers the mesh). */
 	size_t budget = s->node->net.pubsub_budget;
-	if ((ps->queued + frame->len > budget && prio != WISP_PUBSUB_CONTROL) ||
-	    ring_push(s->node->mem, &ps->r[prio], frame, expires, s->node->net.pubsub_max_frames) != WISP_OK) {
-		wisp_stat_add(&s->pubsub.over_budget, 1);
-		ps->dropped[prio]++;
-		to_actor(sc, WISP_GMSG_DROPPED, (uint64_t)1 << 8 | (uint64_t)prio, NULL);
+	bool fits = level == WISP_PUBSUB_CONTROL || make_room(sc, level, frame->len, budget);
+	if (!fits || ring_push(s->node->mem, &ps->r[level], frame, expires, s->node->net.pubsub_max_frames) != WISP_OK) {
+		dropped(sc, level);
 		return;
 	}
 	ps->queued += frame->len;
@@ -372,7 +412,7 @@ void wisp_pubsub_closed(wisp_shard_conn *sc)
 		return;
 	if (ps->up_sent)
 		to_actor(sc, WISP_GMSG_PEER_DOWN, 0, NULL);
-	for (int c = 0; c < WISP_PUBSUB_CLASSES; c++) {
+	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++) {
 		queued *q;
 		while ((q = ring_front(&ps->r[c]))) {
 			wisp_buf_unref(q->buf);

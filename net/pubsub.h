@@ -7,13 +7,17 @@
  *             from the prefix) are cut out of the stream into pooled buffers
  *             and handed to the gossip actor; a frame over the limit resets
  *             the stream and counts a peer error;
- *   outbound  the gossip actor hands frames here with a priority class
- *             (control > own publish > forward) and, for forwards, an expiry.
- *             They wait in a per-connection queue bounded in bytes and are
- *             fed to the stream while it drains; a stale forward is dropped
- *             when its turn comes, and past the budget new frames are
- *             dropped, lowest class first. Every drop is counted and
- *             reported to the actor (a peer that cannot keep up).
+ *   outbound  the gossip actor hands frames here with a queue level (a
+ *             class, control > own publish > forward, and the topic's
+ *             priority: a high-priority topic's publishes and forwards go
+ *             ahead of every normal one) and, for forwards, an expiry. They
+ *             wait in a per-connection queue bounded in bytes and are fed to
+ *             the stream in level order while it drains; a stale forward is
+ *             dropped when its turn comes. A frame that does not fit the
+ *             budget evicts the newest frames of lower levels, lowest first,
+ *             and is dropped itself only when those do not make room. Every
+ *             drop is counted and reported to the actor (a peer that cannot
+ *             keep up).
  *
  * The gossip actor hears WISP_GMSG_PEER_UP when the first gossipsub stream of
  * a connection is open (either direction), WISP_GMSG_PEER_DOWN when that
@@ -32,14 +36,22 @@ struct wisp_node;
 #define WISP_PROTO_MESHSUB_11 "/meshsub/1.1.0"
 #define WISP_PROTO_MESHSUB_10 "/meshsub/1.0.0"
 
-enum { WISP_PUBSUB_CONTROL = 0, WISP_PUBSUB_PUBLISH = 1, WISP_PUBSUB_FORWARD = 2, WISP_PUBSUB_CLASSES = 3 };
+/* Queue levels, fed in this order. */
+enum {
+	WISP_PUBSUB_CONTROL = 0,
+	WISP_PUBSUB_PUBLISH_HIGH = 1, /* own publish on a high-priority topic */
+	WISP_PUBSUB_FORWARD_HIGH = 2, /* forward (or IWANT reply) on a high-priority topic */
+	WISP_PUBSUB_PUBLISH = 3,
+	WISP_PUBSUB_FORWARD = 4,
+	WISP_PUBSUB_LEVELS = 5
+};
 
 /* Messages the gossip actor takes from workers. */
 enum wisp_gossip_wmsg {
 	WISP_GMSG_PEER_UP = 100,   /* a: conn ref, buf: wisp_pubsub_peer */
 	WISP_GMSG_PEER_DOWN = 101, /* a: conn ref */
 	WISP_GMSG_RPC = 102,       /* a: conn ref, buf: one RPC (the frame's payload, len set) */
-	WISP_GMSG_DROPPED = 103,   /* a: conn ref, b: frames dropped << 8 | class */
+	WISP_GMSG_DROPPED = 103,   /* a: conn ref, b: frames dropped << 8 | level */
 };
 
 typedef struct wisp_pubsub_peer {
@@ -60,7 +72,8 @@ void wisp_pubsub_upgraded(wisp_shard_conn *sc);
 void wisp_pubsub_closed(wisp_shard_conn *sc);
 
 /* WMSG_GS_SEND: queue frame (a reference is taken) for the connection ref
- * resolves to, with class prio and, for forwards, an expiry (0 = none). */
-void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int prio, wisp_tstamp expires);
+ * resolves to, at queue level `level` and, for forwards, with an expiry
+ * (0 = none). */
+void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int level, wisp_tstamp expires);
 
 #endif

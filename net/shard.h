@@ -66,6 +66,7 @@ typedef struct wisp_shard_conn {
 typedef struct wisp_pubsub_stats {
 	wisp_stat rpcs_in, rpc_bytes_in, frames_out, frame_bytes_out;
 	wisp_stat oversized, actor_full, expired, over_budget, no_stream;
+	wisp_stat evicted;      /* of over_budget: queued frames dropped for a higher level's */
 	wisp_stat open_failed;  /* our stream refused or reset before it opened */
 	wisp_stat nomem_skipped; /* inbound frames skipped: the pool was exhausted */
 } wisp_pubsub_stats;

@@ -715,6 +715,8 @@ void wisp_topic_opts_default(wisp_topic_opts *o)
 	o->idontwant_min = 1024;
 	o->flood_publish = 1;
 	o->validate = 0;
+	o->priority = WISP_PRIORITY_NORMAL;
+	o->compress = WISP_COMPRESS_NONE;
 }
 
 static int gossip_cmd(wisp_node *n, wisp_msg *m)
@@ -734,7 +736,9 @@ static int gossip_cmd(wisp_node *n, wisp_msg *m)
 static int topic_cmd(wisp_node *n, uint32_t type, const char *topic, const wisp_topic_opts *o, uint64_t cookie)
 {
 	size_t len = strlen(topic);
-	if (len == 0 || len > 255 || (o && o->version != WISP_TOPIC_OPTS_VERSION))
+	if (len == 0 || len > 255 ||
+	    (o && (o->version != WISP_TOPIC_OPTS_VERSION || (unsigned)o->priority > WISP_PRIORITY_HIGH ||
+		   (unsigned)o->compress > WISP_COMPRESS_ZSTD)))
 		return WISP_ERR_INVALID_ARG;
 	wisp_buf *b = wisp_buf_alloc(n->pool, sizeof(wisp_gossip_sub));
 	if (!b)
@@ -858,6 +862,7 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 		out->gossip.msg_delivered = rs.msg_delivered;
 		out->gossip.msg_forwarded = rs.msg_forwarded;
 		out->gossip.msg_rejected = rs.msg_rejected;
+		out->gossip.mesh = rs.mesh;
 		out->gossip.msg_bad_signature = rs.msg_bad_signature;
 		out->gossip.msg_policy = rs.msg_policy;
 		out->gossip.msg_too_large = rs.msg_too_large;
@@ -871,9 +876,12 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 		out->gossip.idontwant_in = rs.idontwant_in;
 		out->gossip.idontwant_out = rs.idontwant_out;
 		out->gossip.verify_dealt = wisp_stat_get(&gs->verify_dealt);
-		for (uint32_t i = 0; n->worker_state && i < n->n_workers; i++)
-			out->gossip.frames_dropped += wisp_stat_get(&n->worker_state[i].shard.pubsub.over_budget) +
-						      wisp_stat_get(&n->worker_state[i].shard.pubsub.expired);
+		out->gossip.msg_decompress_failed = wisp_stat_get(&gs->decompress_failed);
+		for (uint32_t i = 0; n->worker_state && i < n->n_workers; i++) {
+			const wisp_pubsub_stats *ps = &n->worker_state[i].shard.pubsub;
+			out->gossip.frames_dropped += wisp_stat_get(&ps->over_budget) + wisp_stat_get(&ps->expired);
+			out->gossip.frames_evicted += wisp_stat_get(&ps->evicted);
+		}
 	}
 	out->net.identify_errors = wisp_stat_get(&n->net.identify_errors);
 	out->net.ping_errors = wisp_stat_get(&n->net.ping_errors);

@@ -101,9 +101,11 @@ static void worker_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		if (m->buf)
 			peer_cmd(w, m);
 		break;
-	case WISP_WMSG_GS_SEND + 0:
-	case WISP_WMSG_GS_SEND + 1:
-	case WISP_WMSG_GS_SEND + 2:
+	case WISP_WMSG_GS_SEND + WISP_PUBSUB_CONTROL:
+	case WISP_WMSG_GS_SEND + WISP_PUBSUB_PUBLISH_HIGH:
+	case WISP_WMSG_GS_SEND + WISP_PUBSUB_FORWARD_HIGH:
+	case WISP_WMSG_GS_SEND + WISP_PUBSUB_PUBLISH:
+	case WISP_WMSG_GS_SEND + WISP_PUBSUB_FORWARD:
 		if (m->buf)
 			wisp_pubsub_send(&w->shard, m->a, m->buf, (int)(m->type - WISP_WMSG_GS_SEND), m->b);
 		break;

@@ -14,9 +14,9 @@ enum wisp_worker_msg {
 	WISP_WMSG_DIAL = 2,     /* a: cookie, buf: wisp_dial_req (peerset/peers.h) */
 	WISP_WMSG_ADOPT = 3,    /* a: an accepted socket, dealt by worker 0 */
 	WISP_WMSG_PEER_CMD = 4, /* a: conn ref, b: cookie, buf: wisp_peer_cmd */
-	WISP_WMSG_GS_SEND = 5,  /* +class (0 control, 1 publish, 2 forward): a: conn ref,
+	WISP_WMSG_GS_SEND = 5,  /* +queue level (WISP_PUBSUB_*, 0..4): a: conn ref,
 				   b: expiry (0 none), buf: a gossipsub RPC frame */
-	WISP_WMSG_GS_VERIFY = 8,/* a: router ref, b: offset << 32 | length of the Message in buf,
+	WISP_WMSG_GS_VERIFY = 10,/* a: router ref, b: offset << 32 | length of the Message in buf,
 				   buf: its frame; answer WISP_GMSG_VERIFIED to the gossip actor */
 };
 

@@ -34,6 +34,7 @@ static void usage(FILE *f)
 		"usage: wisp-node [--key FILE] [--listen MULTIADDR]... [--dial MULTIADDR]...\n"
 		"                 [--duration SECONDS] [--json] [--workers N] [--serve echo,perf]\n"
 		"                 [--topic NAME]... [--sign strict|none] [--msg-id default|content|js]\n"
+		"                 [--compress zstd|none] [--priority high|normal]\n"
 		"       wisp-node --self-check [--workers N] [--duration SECONDS] [--json]\n"
 		"\n"
 		"Runs a libp2p node (TCP, Noise, yamux, identify, ping) and prints what happens.\n"
@@ -55,6 +56,10 @@ static void usage(FILE *f)
 		"  --msg-id KIND       message ids: default (from || seqno; content under none),\n"
 		"                      content (SHA-256 of the data), js (js-libp2p's StrictSign\n"
 		"                      default: author key || seqno). Every node on a topic must agree\n"
+		"  --compress KIND     zstd: every --topic's data travels zstd-compressed (wisp only:\n"
+		"                      every node on the topic must agree); none (the default)\n"
+		"  --priority LEVEL    high: every --topic's messages go ahead of normal topics' in\n"
+		"                      each peer's send queue; normal (the default)\n"
 		"  --self-check        the runtime self-check instead (see above)\n"
 		"  --help              this text\n"
 		"\n"
@@ -67,6 +72,7 @@ static void usage(FILE *f)
 		"  {\"cmd\":\"rtt\",\"peer_id\":\"...\",\"size\":1024,\"count\":1000}\n"
 		"  {\"cmd\":\"perf\",\"peer_id\":\"...\",\"upload\":N,\"download\":M}\n"
 		"  {\"cmd\":\"subscribe\",\"topic\":\"t\"}  {\"cmd\":\"unsubscribe\",\"topic\":\"t\"}\n"
+		"    (subscribe may add \"priority\":\"high\" and \"compress\":\"zstd\" for that topic)\n"
 		"  {\"cmd\":\"publish\",\"topic\":\"t\",\"data\":\"text\"} (or \"hex\":\"00ff\", or \"size\":1024 random bytes)\n"
 		"  {\"cmd\":\"stats\"}\n"
 		"  {\"cmd\":\"quit\"}\n"
@@ -692,8 +698,21 @@ static void command(cli *c, const char *line)
 			json_error(c, "command", NULL, 0, "missing \"topic\"", cookie);
 			return;
 		}
-		err = cmd[0] == 's' ? wisp_subscribe(c->n, topic, &c->topic_opts, cookie)
-				    : wisp_unsubscribe(c->n, topic, cookie);
+		/* the node's topic options, with this topic's priority and
+		 * compression when the command gives them */
+		wisp_topic_opts to = c->topic_opts;
+		const char *prio = jl_str(&o, "priority"), *comp = jl_str(&o, "compress");
+		if ((prio && strcmp(prio, "high") && strcmp(prio, "normal")) ||
+		    (comp && strcmp(comp, "zstd") && strcmp(comp, "none"))) {
+			json_error(c, "command", NULL, 0, "\"priority\" is high or normal, \"compress\" zstd or none",
+				   cookie);
+			return;
+		}
+		if (prio)
+			to.priority = !strcmp(prio, "high") ? WISP_PRIORITY_HIGH : WISP_PRIORITY_NORMAL;
+		if (comp)
+			to.compress = !strcmp(comp, "zstd") ? WISP_COMPRESS_ZSTD : WISP_COMPRESS_NONE;
+		err = cmd[0] == 's' ? wisp_subscribe(c->n, topic, &to, cookie) : wisp_unsubscribe(c->n, topic, cookie);
 	} else if (!strcmp(cmd, "publish")) {
 		const char *topic = jl_str(&o, "topic"), *text = jl_str(&o, "data"), *hexs = jl_str(&o, "hex");
 		long long size = jl_uint(&o, "size", -2);
@@ -947,6 +966,7 @@ int main(int argc, char **argv)
 		{ "dial", required_argument, NULL, 'D' },      { "serve", required_argument, NULL, 'S' },
 		{ "topic", required_argument, NULL, 'T' },     { "sign", required_argument, NULL, 'G' },
 		{ "msg-id", required_argument, NULL, 'M' },    { "help", no_argument, NULL, 'h' },
+		{ "compress", required_argument, NULL, 'Z' },  { "priority", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	gossip_args ga;
@@ -1001,8 +1021,10 @@ int main(int argc, char **argv)
 			ga.topics[ga.n_topics++] = optarg;
 			break;
 		case 'G':
-		case 'M': {
-			/* --sign and --msg-id: a word from a short list */
+		case 'M':
+		case 'Z':
+		case 'P': {
+			/* --sign, --msg-id, --compress, --priority: a word from a short list */
 			static const struct {
 				int opt;
 				const char *word;
@@ -1010,19 +1032,29 @@ int main(int argc, char **argv)
 			} words[] = {
 				{ 'G', "strict", WISP_SIGN_STRICT },    { 'G', "none", WISP_SIGN_NONE },
 				{ 'M', "default", WISP_MSGID_DEFAULT }, { 'M', "content", WISP_MSGID_CONTENT },
-				{ 'M', "js", WISP_MSGID_KEY_SEQNO },
+				{ 'M', "js", WISP_MSGID_KEY_SEQNO },    { 'Z', "zstd", WISP_COMPRESS_ZSTD },
+				{ 'Z', "none", WISP_COMPRESS_NONE },    { 'P', "high", WISP_PRIORITY_HIGH },
+				{ 'P', "normal", WISP_PRIORITY_NORMAL },
 			};
 			int found = -1;
 			for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 				if (words[i].opt == c && !strcmp(words[i].word, optarg))
 					found = words[i].value;
 			if (found < 0) {
-				fprintf(stderr, "wisp-node: %s takes %s, not '%s'\n", c == 'G' ? "--sign" : "--msg-id",
-					c == 'G' ? "strict or none" : "default, content or js", optarg);
+				const char *name = c == 'G' ? "--sign" : c == 'M' ? "--msg-id" : c == 'Z' ? "--compress" : "--priority";
+				const char *choice = c == 'G'   ? "strict or none"
+						     : c == 'M' ? "default, content or js"
+						     : c == 'Z' ? "zstd or none"
+								: "high or normal";
+				fprintf(stderr, "wisp-node: %s takes %s, not '%s'\n", name, choice, optarg);
 				return EXIT_USAGE;
 			}
 			if (c == 'G') {
 				ga.opts.sign = (wisp_sign_policy)found;
+			} else if (c == 'Z') {
+				ga.opts.compress = (wisp_compression)found;
+			} else if (c == 'P') {
+				ga.opts.priority = (wisp_topic_priority)found;
 			} else {
 				ga.opts.msgid = (wisp_msgid_kind)found;
 				msgid_set = 1;

@@ -7,11 +7,19 @@
 #include <wisp/error.h>
 
 #include "actors/scoring/actor.h"
+#include "codec/compress.h"
 #include "net/pubsub.h"
 #include "peerset/peers.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
 #include "runtime/worker.h"
+
+/* What the actor adds to a subscribed topic's router profile. */
+typedef struct gtopic {
+	bool validate;     /* the application validates every message */
+	bool zstd;         /* data is compressed on the wire */
+	uint32_t max_size; /* zstd: the largest decompressed data */
+} gtopic;
 
 typedef struct gpeer {
 	bool used;
@@ -28,7 +36,10 @@ struct wisp_gossip {
 	int32_t *by_conn;         /* handle per (worker, slot) of a connection ref, -1 none:
 				     found per RPC without a walk over the peers */
 	uint32_t conns_per_worker;
-	uint8_t *validate_topic;  /* per router topic number: the application validates */
+	gtopic *topics;           /* per router topic number (set while subscribed) */
+	wisp_zstd *zstd;          /* compressed topics: made at the first subscription */
+	uint8_t *zbuf;            /* compressed data to publish, or decompressed data */
+	size_t zbuf_len;
 	double *scores;           /* the latest snapshot from the scoring actor */
 	uint32_t n_scores;
 	uint32_t n_peers, n_topics;
@@ -49,7 +60,7 @@ int wisp_gossip_new(wisp_gossip **out, wisp_node *node, const wisp_gs_config *cf
 	g->node = node;
 	g->cfg = *cfg;
 	g->peers = wisp_calloc(node->mem, cfg->max_peers, sizeof(*g->peers));
-	g->validate_topic = wisp_calloc(node->mem, cfg->max_topics + cfg->max_remote_topics, 1);
+	g->topics = wisp_calloc(node->mem, cfg->max_topics + cfg->max_remote_topics, sizeof(*g->topics));
 	g->scratch_len = (size_t)cfg->lim.max_message + 4096;
 	g->scratch = wisp_malloc(node->mem, g->scratch_len);
 	g->scores = wisp_calloc(node->mem, cfg->max_peers, sizeof(*g->scores));
@@ -58,7 +69,7 @@ int wisp_gossip_new(wisp_gossip **out, wisp_node *node, const wisp_gs_config *cf
 	if (g->by_conn)
 		for (size_t i = 0; i < (size_t)node->n_workers * g->conns_per_worker; i++)
 			g->by_conn[i] = -1;
-	if (!g->peers || !g->validate_topic || !g->scratch || !g->scores || !g->by_conn) {
+	if (!g->peers || !g->topics || !g->scratch || !g->scores || !g->by_conn) {
 		wisp_gossip_free(g);
 		return WISP_ERR_NOMEM;
 	}
@@ -74,7 +85,9 @@ void wisp_gossip_free(wisp_gossip *g)
 	wisp_free(g->node->mem, g->scores);
 	wisp_free(g->node->mem, g->by_conn);
 	wisp_free(g->node->mem, g->peers);
-	wisp_free(g->node->mem, g->validate_topic);
+	wisp_free(g->node->mem, g->topics);
+	wisp_zstd_free(g->zstd);
+	wisp_free(g->node->mem, g->zbuf);
 	wisp_free(g->node->mem, g->scratch);
 	wisp_free(g->node->mem, g);
 }
@@ -203,10 +216,22 @@ static void r_send(void *ctx, uint32_t peer, wisp_buf *frame, int prio, wisp_tst
 	if (peer >= g->cfg.max_peers || !g->peers[peer].used)
 		return;
 	wisp_conn_ref ref = g->peers[peer].ref;
-	int cls = WISP_GS_PRIO_CLASS(prio);
-	if (cls > WISP_PUBSUB_FORWARD)
-		cls = WISP_PUBSUB_FORWARD;
-	wisp_msg m = { .type = WISP_WMSG_GS_SEND + (uint32_t)cls, .a = ref, .b = expires, .buf = wisp_buf_ref(frame) };
+	/* the queue level: control, then a high-priority topic's publishes and
+	 * forwards, then the rest's */
+	bool high = WISP_GS_PRIO_TOPIC(prio) > 0;
+	int level;
+	switch (WISP_GS_PRIO_CLASS(prio)) {
+	case WISP_GS_PRIO_CONTROL:
+		level = WISP_PUBSUB_CONTROL;
+		break;
+	case WISP_GS_PRIO_PUBLISH:
+		level = high ? WISP_PUBSUB_PUBLISH_HIGH : WISP_PUBSUB_PUBLISH;
+		break;
+	default:
+		level = high ? WISP_PUBSUB_FORWARD_HIGH : WISP_PUBSUB_FORWARD;
+		break;
+	}
+	wisp_msg m = { .type = WISP_WMSG_GS_SEND + (uint32_t)level, .a = ref, .b = expires, .buf = wisp_buf_ref(frame) };
 	if (wisp_actor_send(&g->node->worker_actors[wisp_conn_ref_worker(ref)], &m, g->actor) != WISP_OK) {
 		wisp_buf_unref(frame);
 		wisp_stat_add(&g->st.send_failed, 1);
@@ -231,11 +256,31 @@ static void r_verify(void *ctx, uint64_t ref, wisp_buf *frame, const wisp_gs_mes
 	wisp_gs_router_verified(g->router, ref, err == WISP_OK, wisp_loop_now(g->actor->loop));
 }
 
-/* An event for the application carrying a message: info, topic, data. */
-static wisp_buf *message_event(wisp_gossip *g, uint64_t ref, uint32_t topic, const wisp_gs_message *m,
-			       const uint8_t *id, size_t id_len, uint32_t from_peer)
+/* The topic's entry when it is subscribed with zstd, else NULL. */
+static const gtopic *zstd_topic(const wisp_gossip *g, uint32_t topic)
 {
-	size_t tlen = m->topic.len, dlen = m->data.len;
+	if (topic >= g->cfg.max_topics + g->cfg.max_remote_topics || !g->topics[topic].zstd)
+		return NULL;
+	return &g->topics[topic];
+}
+
+/* A compressed topic's data, decompressed into zbuf: its length, or an
+ * error (not zstd, corrupt, over the topic's max_size), counted. */
+static ssize_t decompress(wisp_gossip *g, const gtopic *t, const wisp_gs_message *m)
+{
+	size_t cap = t->max_size < g->zbuf_len ? t->max_size : g->zbuf_len;
+	ssize_t n = wisp_zstd_decompress(g->zstd, m->data.data, m->data.len, g->zbuf, cap);
+	if (n < 0)
+		wisp_stat_add(&g->st.decompress_failed, 1);
+	return n;
+}
+
+/* An event for the application carrying a message: info, topic, and data
+ * (data[0..dlen): the message's, or its decompressed data). */
+static wisp_buf *message_event(wisp_gossip *g, uint64_t ref, const wisp_gs_message *m, const uint8_t *data,
+			       size_t dlen, const uint8_t *id, size_t id_len, uint32_t from_peer)
+{
+	size_t tlen = m->topic.len;
 	size_t need = sizeof(wisp_message_info) + tlen + 1 + dlen;
 	wisp_buf *b = wisp_buf_alloc(g->node->pool, need);
 	if (!b) {
@@ -251,7 +296,7 @@ static wisp_buf *message_event(wisp_gossip *g, uint64_t ref, uint32_t topic, con
 	t[tlen] = 0;
 	uint8_t *d = (uint8_t *)t + tlen + 1;
 	if (dlen)
-		memcpy(d, m->data.data, dlen);
+		memcpy(d, data, dlen);
 	mi->ref = ref;
 	mi->topic = t;
 	mi->data = d;
@@ -262,7 +307,6 @@ static wisp_buf *message_event(wisp_gossip *g, uint64_t ref, uint32_t topic, con
 		mi->source = g->peers[from_peer].id;
 	mi->id_len = (uint32_t)(id_len < sizeof(mi->id) ? id_len : sizeof(mi->id));
 	memcpy(mi->id, id, mi->id_len);
-	(void)topic;
 	b->len = (uint32_t)need;
 	return b;
 }
@@ -273,11 +317,25 @@ static void r_validate(void *ctx, uint64_t ref, uint32_t topic, wisp_buf *frame,
 	wisp_gossip *g = ctx;
 	(void)frame;
 	wisp_tstamp now = wisp_loop_now(g->actor->loop);
-	if (topic >= g->cfg.max_topics + g->cfg.max_remote_topics || !g->validate_topic[topic]) {
+	const uint8_t *data = m->data.data;
+	size_t dlen = m->data.len;
+	const gtopic *zt = zstd_topic(g, topic);
+	if (zt) {
+		/* a frame that does not decompress within the topic's bound is
+		 * invalid: the sender forwarded garbage or a bomb */
+		ssize_t n = decompress(g, zt, m);
+		if (n < 0) {
+			wisp_gs_router_validated(g->router, ref, WISP_GS_REJECT, now);
+			return;
+		}
+		data = g->zbuf;
+		dlen = (size_t)n;
+	}
+	if (topic >= g->cfg.max_topics + g->cfg.max_remote_topics || !g->topics[topic].validate) {
 		wisp_gs_router_validated(g->router, ref, WISP_GS_ACCEPT, now);
 		return;
 	}
-	wisp_buf *b = message_event(g, ref, topic, m, id, id_len, from_peer);
+	wisp_buf *b = message_event(g, ref, m, data, dlen, id, id_len, from_peer);
 	if (!b || wisp_node_emit(g->node, g->actor->loop, WISP_EVENT_VALIDATE, WISP_OK, 0, b) != WISP_OK)
 		/* the application cannot hear of it: not its fault, nor the peer's */
 		wisp_gs_router_validated(g->router, ref, WISP_GS_IGNORE_RETRY, now);
@@ -288,7 +346,19 @@ static void r_deliver(void *ctx, uint32_t topic, wisp_buf *frame, const wisp_gs_
 {
 	wisp_gossip *g = ctx;
 	(void)frame;
-	wisp_buf *b = message_event(g, 0, topic, m, id, id_len, from_peer);
+	const uint8_t *data = m->data.data;
+	size_t dlen = m->data.len;
+	const gtopic *zt = zstd_topic(g, topic);
+	if (zt) {
+		/* validation decompressed it once already; it decodes again here
+		 * (zbuf is shared, and verdicts can come much later) */
+		ssize_t n = decompress(g, zt, m);
+		if (n < 0)
+			return;
+		data = g->zbuf;
+		dlen = (size_t)n;
+	}
+	wisp_buf *b = message_event(g, 0, m, data, dlen, id, id_len, from_peer);
 	if (b && wisp_node_emit(g->node, g->actor->loop, WISP_EVENT_MESSAGE, WISP_OK, 0, b) == WISP_OK)
 		wisp_stat_add(&g->st.delivered, 1);
 }
@@ -363,7 +433,7 @@ static const wisp_gs_ops router_ops = {
 
 /* ---- the handle's commands --------------------------------------------- */
 
-static void profile_of(const wisp_topic_opts *o, wisp_gs_topic_profile *p)
+static void profile_of(const wisp_gossip *g, const wisp_topic_opts *o, wisp_gs_topic_profile *p)
 {
 	wisp_gs_topic_profile_default(p);
 	p->sign = o->sign == WISP_SIGN_NONE ? WISP_GS_SIGN_NONE : WISP_GS_SIGN_STRICT;
@@ -379,8 +449,33 @@ static void profile_of(const wisp_topic_opts *o, wisp_gs_topic_profile *p)
 		break;
 	}
 	p->max_size = o->max_size;
+	if (o->compress == WISP_COMPRESS_ZSTD) {
+		/* on the wire: the largest frame max_size bytes can compress to */
+		size_t bound = wisp_zstd_bound(o->max_size ? o->max_size : g->cfg.lim.max_message);
+		p->max_size = bound && bound < g->cfg.lim.max_message ? (uint32_t)bound : 0;
+	}
 	p->idontwant_threshold = o->idontwant_min ? o->idontwant_min - 1 : 0;
 	p->flood_publish = o->flood_publish != 0;
+	p->priority = o->priority == WISP_PRIORITY_HIGH ? 1 : 0;
+}
+
+/* The zstd context and buffer, made when the first compressed topic is
+ * subscribed: a node without one spends nothing on them. */
+static int zstd_ready(wisp_gossip *g)
+{
+	if (g->zstd)
+		return WISP_OK;
+	size_t bound = wisp_zstd_bound(g->cfg.lim.max_message);
+	g->zbuf_len = bound > g->cfg.lim.max_message ? bound : g->cfg.lim.max_message;
+	g->zbuf = wisp_malloc(g->node->mem, g->zbuf_len);
+	g->zstd = wisp_zstd_new(g->node->mem, 0);
+	if (g->zbuf && g->zstd)
+		return WISP_OK;
+	wisp_zstd_free(g->zstd);
+	wisp_free(g->node->mem, g->zbuf);
+	g->zstd = NULL;
+	g->zbuf = NULL;
+	return WISP_ERR_NOMEM;
 }
 
 static void emit_topic(wisp_gossip *g, int status, uint64_t cookie, const char *topic, bool subscribed)
@@ -402,13 +497,17 @@ static void subscribe(wisp_gossip *g, wisp_msg *m, bool sub, wisp_tstamp now)
 	int err;
 	if (sub) {
 		wisp_gs_topic_profile p;
-		profile_of(&s->opts, &p);
-		err = wisp_gs_router_subscribe(g->router, (const uint8_t *)s->topic, s->len, &p, now);
+		profile_of(g, &s->opts, &p);
+		bool zstd = s->opts.compress == WISP_COMPRESS_ZSTD;
+		err = zstd ? zstd_ready(g) : WISP_OK;
+		if (!err)
+			err = wisp_gs_router_subscribe(g->router, (const uint8_t *)s->topic, s->len, &p, now);
 		int64_t t = wisp_gs_router_topic_index(g->router, (const uint8_t *)s->topic, s->len);
 		if (!err)
 			g->n_topics++;
 		if (!err && t >= 0 && (uint64_t)t < g->cfg.max_topics + g->cfg.max_remote_topics) {
-			g->validate_topic[t] = s->opts.validate != 0;
+			uint32_t max = s->opts.max_size ? s->opts.max_size : g->cfg.lim.max_message;
+			g->topics[t] = (gtopic){ .validate = s->opts.validate != 0, .zstd = zstd, .max_size = max };
 			/* the scoring actor scores the topic with its defaults */
 			wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_score_topic_params));
 			if (b) {
@@ -420,9 +519,13 @@ static void subscribe(wisp_gossip *g, wisp_msg *m, bool sub, wisp_tstamp now)
 			}
 		}
 	} else {
+		int64_t t = wisp_gs_router_topic_index(g->router, (const uint8_t *)s->topic, s->len);
 		err = wisp_gs_router_unsubscribe(g->router, (const uint8_t *)s->topic, s->len, now);
 		if (!err && g->n_topics)
 			g->n_topics--;
+		/* the number may go to another topic once this one is forgotten */
+		if (!err && t >= 0 && (uint64_t)t < g->cfg.max_topics + g->cfg.max_remote_topics)
+			g->topics[t] = (gtopic){ 0 };
 	}
 	emit_topic(g, err, m->b, s->topic, sub && !err);
 }
@@ -431,9 +534,21 @@ static void publish(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 {
 	const wisp_gossip_pub *p = (const wisp_gossip_pub *)m->buf->data;
 	const uint8_t *topic = (const uint8_t *)(p + 1), *data = topic + p->topic_len;
+	size_t len = p->data_len;
 	wisp_gs_publish_result r;
 	memset(&r, 0, sizeof(r));
-	int err = wisp_gs_router_publish(g->router, topic, p->topic_len, data, p->data_len, now, &r);
+	int err = WISP_OK;
+	int64_t t = wisp_gs_router_topic_index(g->router, topic, p->topic_len);
+	const gtopic *zt = t >= 0 ? zstd_topic(g, (uint32_t)t) : NULL;
+	if (zt) {
+		ssize_t n = len > zt->max_size ? WISP_ERR_TOO_LARGE : wisp_zstd_compress(g->zstd, data, len, g->zbuf, g->zbuf_len);
+		if (n < 0)
+			err = n == WISP_ERR_NOMEM ? WISP_ERR_NOMEM : WISP_ERR_TOO_LARGE;
+		data = g->zbuf;
+		len = n < 0 ? 0 : (size_t)n;
+	}
+	if (!err)
+		err = wisp_gs_router_publish(g->router, topic, p->topic_len, data, len, now, &r);
 	int status = err;
 	if (!err) {
 		switch (r.status) {

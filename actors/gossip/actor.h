@@ -60,6 +60,7 @@ void wisp_gossip_free(wisp_gossip *g);
 typedef struct wisp_gossip_stats {
 	wisp_stat peers, peers_refused, rpc_errors, unknown_conn, verify_dealt, verify_inline;
 	wisp_stat verify_failed, delivered, events_dropped, px_ignored, send_failed, frames_dropped;
+	wisp_stat decompress_failed; /* compressed topics: received data that did not decompress */
 } wisp_gossip_stats;
 const wisp_gossip_stats *wisp_gossip_stats_of(const wisp_gossip *g);
 /* The router's counters as of the actor's last message or heartbeat (the

@@ -737,6 +737,7 @@ static void mesh_add(wisp_gs_router *r, uint32_t ri, wisp_tstamp now)
 	struct rec *e = &r->recs[ri];
 	e->flags |= F_MESH;
 	r->topics[e->topic].n_mesh++;
+	r->st.mesh++;
 	event(r, WISP_GS_EV_GRAFT, e->peer, e->topic, 0, now);
 }
 
@@ -745,6 +746,7 @@ static void mesh_del(wisp_gs_router *r, uint32_t ri, wisp_gs_prune_reason why, w
 	struct rec *e = &r->recs[ri];
 	e->flags &= (uint8_t)~F_MESH;
 	r->topics[e->topic].n_mesh--;
+	r->st.mesh--;
 	event(r, WISP_GS_EV_PRUNE, e->peer, e->topic, why, now);
 }
 
@@ -752,6 +754,7 @@ static void fanout_del(wisp_gs_router *r, uint32_t ri)
 {
 	r->recs[ri].flags &= (uint8_t)~F_FANOUT;
 	r->topics[r->recs[ri].topic].n_fanout--;
+	r->st.fanout--;
 }
 
 /* Removes record ri; the peer's last record moves into its place. The topic
@@ -2058,6 +2061,7 @@ static void fanout_fill(wisp_gs_router *r, uint32_t t, bool use_hb)
 	for (uint32_t i = 0; i < n && tp->n_fanout < r->cfg.d; i++) {
 		r->recs[r->scr[i]].flags |= F_FANOUT;
 		tp->n_fanout++;
+		r->st.fanout++;
 	}
 }
 

@@ -341,6 +341,7 @@ typedef struct wisp_gs_router_stats {
 	uint64_t seen_evicted, mcache_evicted, backoff_dropped;
 	uint64_t mesh_grafts, mesh_prunes; /* by us */
 	uint32_t peers, topics, pending, mcache, seen, promises, idontwant, backoffs;
+	uint32_t mesh, fanout; /* (peer, topic) pairs in our meshes and fanouts now */
 } wisp_gs_router_stats;
 
 typedef struct wisp_gs_router wisp_gs_router;

@@ -298,18 +298,43 @@ typedef enum wisp_verdict {
 	WISP_VERDICT_IGNORE_RETRY = 3, /* dropped and forgotten: the id may come again */
 } wisp_verdict;
 
-#define WISP_TOPIC_OPTS_VERSION 1
+typedef enum wisp_topic_priority {
+	WISP_PRIORITY_NORMAL = 0,
+	WISP_PRIORITY_HIGH = 1, /* consensus traffic: proposals, votes */
+} wisp_topic_priority;
 
-/* A topic's profile; every node on a topic must use the same sign policy
- * and message-id function. */
+typedef enum wisp_compression {
+	WISP_COMPRESS_NONE = 0,
+	WISP_COMPRESS_ZSTD = 1, /* the data travels as one zstd frame */
+} wisp_compression;
+
+#define WISP_TOPIC_OPTS_VERSION 2
+
+/* A topic's profile; every node on a topic must use the same sign policy,
+ * message-id function and compression. */
 typedef struct wisp_topic_opts {
 	uint32_t version;
 	wisp_sign_policy sign;     /* default WISP_SIGN_STRICT */
 	wisp_msgid_kind msgid;     /* default WISP_MSGID_DEFAULT under StrictSign, CONTENT under none */
-	uint32_t max_size;         /* largest message data, bytes (default 1 MiB) */
-	uint32_t idontwant_min;    /* send IDONTWANT for messages at least this big (default 1024) */
+	uint32_t max_size;         /* largest message data, bytes (default 1 MiB); with compression,
+				      the largest decompressed data */
+	uint32_t idontwant_min;    /* send IDONTWANT for messages at least this big on the wire
+				      (default 1024) */
 	int flood_publish;         /* own messages to every peer above the publish threshold (default 1) */
 	int validate;              /* 1: every message waits for wisp_validate() (default 0: accept) */
+	/* version 2 */
+	/* HIGH: in every peer's send queue this topic's publishes and forwards
+	 * go ahead of all NORMAL topics' (control frames still go first), and
+	 * when a peer falls behind its byte budget, NORMAL frames are evicted
+	 * to make room for them (default NORMAL). */
+	wisp_topic_priority priority;
+	/* ZSTD: wisp_publish() compresses the data; received data is
+	 * decompressed before validation and delivery, never past max_size (a
+	 * frame that is not zstd, is corrupt, or holds more is rejected and its
+	 * sender penalized: msg_decompress_failed). Message ids are computed
+	 * on the compressed bytes. Not a libp2p standard: only for topics every
+	 * subscriber runs with it (default NONE). */
+	wisp_compression compress;
 } wisp_topic_opts;
 
 WISP_API void wisp_topic_opts_default(wisp_topic_opts *o) WISP_NONNULL(1);
@@ -420,12 +445,16 @@ typedef struct wisp_stats {
 	} net;
 	struct {
 		uint64_t peers;                 /* gossipsub peers now */
+		uint64_t mesh;                  /* mesh links now: peers in our mesh, summed over topics */
 		uint64_t rpc_in, rpc_out, rpc_bad, rpc_graylisted;
 		uint64_t msg_in, msg_duplicate, msg_accepted, msg_delivered, msg_forwarded;
 		uint64_t msg_rejected, msg_bad_signature, msg_policy, msg_too_large, msg_ignored;
 		uint64_t published, publish_no_peers;
 		uint64_t ihave_in, iwant_served, graft_in, prune_in, idontwant_in, idontwant_out;
 		uint64_t frames_dropped;        /* send queue over its budget, or expired */
+		uint64_t frames_evicted;        /* of frames_dropped: queued frames dropped to make room
+						   for a higher-priority topic's */
+		uint64_t msg_decompress_failed; /* compressed topics: not zstd, corrupt, or over max_size */
 		uint64_t verify_dealt;          /* signature checks done on the workers */
 	} gossip;
 } wisp_stats;

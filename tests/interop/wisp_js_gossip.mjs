@@ -157,7 +157,8 @@ const summary = { nodes: NODES, messages_per_node: MESSAGES, scenarios: {} }
 function check (cond, what, detail = '') {
   checks++
   if (cond) {
-    console.log(`  ok   ${what}`)
+    // --quiet (ctest): only failures, so a CI excerpt shows them.
+    if (!opt.quiet) console.log(`  ok   ${what}`)
   } else {
     failures++
     console.log(`  FAIL ${what}${detail !== '' ? `: ${detail}` : ''}`)

@@ -1,16 +1,18 @@
 /* gossipsub through the public API: nodes over loopback subscribe, publish
  * and receive, under StrictSign and StrictNoSign, with application
- * validation, and every buffer back at stop. */
+ * validation and zstd-compressed topics, and every buffer back at stop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <wisp/wisp.h>
 
+#include "codec/compress.h"
 #include "tests/testlib.h"
 
 #define WAIT_MS 20000
@@ -23,6 +25,8 @@ typedef struct node {
 	int connected, subscribed, published, publish_status, messages, validates;
 	uint32_t pub_peers;
 	char last_data[256];
+	uint32_t last_len;
+	uint64_t last_sum;    /* FNV-1a of the whole data */
 	wisp_peer_id last_from, last_source;
 	uint8_t last_id[64];
 	uint32_t last_id_len;
@@ -32,6 +36,14 @@ typedef struct node {
 } node;
 
 static node nodes[N];
+
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
 
 static void take(node *x, const struct wisp_event *ev)
 {
@@ -58,6 +70,8 @@ static void take(node *x, const struct wisp_event *ev)
 		const wisp_message_info *m = ev->u.message;
 		x->messages++;
 		snprintf(x->last_data, sizeof(x->last_data), "%.*s", (int)m->len, (const char *)m->data);
+		x->last_len = m->len;
+		x->last_sum = fnv(m->data, m->len);
 		x->last_from = m->from;
 		x->last_source = m->source;
 		x->last_id_len = m->id_len;
@@ -221,14 +235,25 @@ static bool never(void)
 /* Subscriptions travel after the connections come up, and meshes form on
  * heartbeats: a message published before node 0 grafted the others reaches
  * node 0 only (gossip goes to peers outside the mesh). Publish probes until
- * one reaches every node, then count messages from there. */
-static void wait_mesh(const char *topic)
+ * one reaches every node, then count messages from there. With zstd, node 1
+ * publishes each probe as a zstd frame it made itself (for a topic node 1
+ * does not compress while the others do). */
+static void wait_mesh_z(const char *topic, wisp_zstd *zstd)
 {
 	static char probe[32];
 	for (int tries = 0; tries < 60; tries++) {
 		snprintf(probe, sizeof(probe), "probe %d", tries);
 		pub_before = nodes[1].published;
-		assert_int_equal(wisp_publish(nodes[1].n, topic, probe, strlen(probe), 1), WISP_OK);
+		uint8_t frame[128];
+		const void *data = probe;
+		size_t len = strlen(probe);
+		if (zstd) {
+			ssize_t z = wisp_zstd_compress(zstd, probe, len, frame, sizeof(frame));
+			assert_true(z > 0);
+			data = frame;
+			len = (size_t)z;
+		}
+		assert_int_equal(wisp_publish(nodes[1].n, topic, data, len, 1), WISP_OK);
 		assert_true(wait_for(pub_answered));
 		probe_text = probe;
 		if (nodes[1].publish_status == WISP_OK && wait_ms(probe_everywhere, 500)) {
@@ -241,6 +266,11 @@ static void wait_mesh(const char *topic)
 			(void)wait_ms(never, 100); /* no subscriber known yet: let subscriptions travel */
 	}
 	fail_msg("the mesh never formed");
+}
+
+static void wait_mesh(const char *topic)
+{
+	wait_mesh_z(topic, NULL);
 }
 
 static void test_strict_sign(void **state)
@@ -303,12 +333,146 @@ static void test_validation(void **state)
 	stop_all();
 }
 
+/* Compressible data: lines of a ledger-like text, some digits varying. */
+static void fill_text(uint8_t *p, size_t n, unsigned seed)
+{
+	size_t off = 0;
+	for (unsigned i = 0; off < n; i++) {
+		char line[96];
+		int k = snprintf(line, sizeof(line), "tx %08u from atlas1q%05u to atlas1q%05u amount %u nonce %u\n",
+				 i + seed, (i * 7919u) % 100000, (i * 104729u) % 100000, (i * 31u) % 5000, i);
+		size_t take = (size_t)k < n - off ? (size_t)k : n - off;
+		memcpy(p + off, line, take);
+		off += take;
+	}
+}
+
+static uint64_t bytes_out(int i)
+{
+	wisp_stats st;
+	wisp_node_stats(nodes[i].n, &st);
+	return st.net.bytes_out;
+}
+
+static int stat_node;
+static uint64_t stat_want;
+static bool decompress_failed_reached(void)
+{
+	wisp_stats st;
+	wisp_node_stats(nodes[stat_node].n, &st);
+	return st.gossip.msg_decompress_failed >= stat_want;
+}
+
+/* A compressed topic: 200 KB of text cross the wire in far fewer bytes and
+ * arrive whole; then, on a topic node 1 does not compress while the others
+ * do, what node 1 sends as data is taken as a zstd frame by the hub: plain
+ * bytes and a frame declaring more than the topic's max_size are rejected
+ * (counted, not delivered, not forwarded), while a valid frame gets through. */
+static void test_zstd_topic(void **state)
+{
+	(void)state;
+	start_all();
+	want_subscribed = 0;
+	wisp_topic_opts o;
+	wisp_topic_opts_default(&o);
+	o.sign = WISP_SIGN_NONE;
+	o.compress = WISP_COMPRESS_ZSTD;
+	o.max_size = 256 * 1024;
+	subscribe_all("atlas/tx/v1", &o);
+	wait_mesh("atlas/tx/v1");
+
+	enum { BIG = 200 * 1000 };
+	static uint8_t big[BIG];
+	fill_text(big, BIG, 1);
+	uint64_t out0 = bytes_out(1);
+	want_messages++;
+	assert_int_equal(wisp_publish(nodes[1].n, "atlas/tx/v1", big, BIG, 9), WISP_OK);
+	assert_true(wait_for(others_got));
+	assert_int_equal(nodes[1].publish_status, WISP_OK);
+	for (int i = 0; i < N; i++) {
+		if (i == 1)
+			continue;
+		assert_int_equal(nodes[i].last_len, BIG);
+		assert_true(nodes[i].last_sum == fnv(big, BIG));
+	}
+	/* node 1 has one connection (to the hub): it sent the message once,
+	 * compressed to well under a fifth of its size */
+	uint64_t sent = bytes_out(1) - out0;
+	printf("# %u bytes of text went out as %llu bytes\n", (unsigned)BIG, (unsigned long long)sent);
+	assert_true(sent < BIG / 5);
+	/* over max_size before compression: refused at publish */
+	static uint8_t huge[300 * 1024];
+	fill_text(huge, sizeof(huge), 2);
+	pub_before = nodes[1].published;
+	assert_int_equal(wisp_publish(nodes[1].n, "atlas/tx/v1", huge, sizeof(huge), 9), WISP_OK);
+	assert_true(wait_for(pub_answered));
+	assert_int_equal(nodes[1].publish_status, WISP_ERR_TOO_LARGE);
+
+	/* node 1 publishes raw bytes on a topic the others decompress */
+	wisp_topic_opts raw = o;
+	raw.compress = WISP_COMPRESS_NONE;
+	want_subscribed++;
+	for (int i = 0; i < N; i++)
+		assert_int_equal(wisp_subscribe(nodes[i].n, "atlas/raw", i == 1 ? &raw : &o, 1), WISP_OK);
+	assert_true(wait_for(all_subscribed));
+	wisp_zstd *z = wisp_zstd_new(NULL, 0);
+	assert_non_null(z);
+	wait_mesh_z("atlas/raw", z);
+	wisp_stats before;
+	wisp_node_stats(nodes[0].n, &before);
+	int msgs0 = nodes[0].messages;
+
+	const char *plain = "not a zstd frame at all";
+	assert_int_equal(wisp_publish(nodes[1].n, "atlas/raw", plain, strlen(plain), 9), WISP_OK);
+	stat_node = 0;
+	stat_want = before.gossip.msg_decompress_failed + 1;
+	assert_true(wait_for(decompress_failed_reached));
+
+	/* a bomb: 2 MiB of zeros in a few hundred bytes, over the 256 KiB max */
+	size_t bomb_n = 2u << 20;
+	uint8_t *zeros = calloc(1, bomb_n);
+	uint8_t bomb[4096];
+	assert_non_null(zeros);
+	ssize_t bl = wisp_zstd_compress(z, zeros, bomb_n, bomb, sizeof(bomb));
+	free(zeros);
+	assert_true(bl > 0);
+	assert_int_equal(wisp_publish(nodes[1].n, "atlas/raw", bomb, (size_t)bl, 9), WISP_OK);
+	stat_want++;
+	assert_true(wait_for(decompress_failed_reached));
+
+	/* a good frame after them still arrives everywhere */
+	const char *good = "a good frame after the bad ones";
+	uint8_t frame[256];
+	ssize_t gl = wisp_zstd_compress(z, good, strlen(good), frame, sizeof(frame));
+	assert_true(gl > 0);
+	for (int i = 0; i < N; i++)
+		base[i] = nodes[i].messages;
+	want_messages = 1;
+	assert_int_equal(wisp_publish(nodes[1].n, "atlas/raw", frame, (size_t)gl, 9), WISP_OK);
+	assert_true(wait_for(others_got));
+	assert_string_equal(nodes[0].last_data, good);
+	/* the bad two reached no one: the hub delivered only the good one and
+	 * rejected the others (counted as rejections) */
+	wisp_stats after;
+	wisp_node_stats(nodes[0].n, &after);
+	assert_int_equal(nodes[0].messages, msgs0 + 1);
+	assert_int_equal(after.gossip.msg_decompress_failed, before.gossip.msg_decompress_failed + 2);
+	assert_true(after.gossip.msg_rejected >= before.gossip.msg_rejected + 2);
+	for (int i = 2; i < N; i++) {
+		assert_int_equal(nodes[i].messages, base[i] + 1);
+		assert_string_equal(nodes[i].last_data, good);
+	}
+	wisp_zstd_free(z);
+	stop_all();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strict_sign),
 		cmocka_unit_test(test_no_sign_content_id),
 		cmocka_unit_test(test_validation),
+		cmocka_unit_test(test_zstd_topic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ typedef struct node {
 
 static node nodes[N];
 static int round_no;
+static int pub_status[2][MSGS], pub_peers[2][MSGS];
 
 static void take(node *x, const wisp_event *ev)
 {
@@ -47,6 +48,11 @@ static void take(node *x, const wisp_event *ev)
 		x->published++;
 		x->publish_status = ev->status;
 		x->pub_peers = ev->u.published ? ev->u.published->peers : 0;
+		if (ev->cookie >= 100 && ev->cookie < 100 + MSGS) {
+			/* a round's message: how it went out, for the diagnosis */
+			pub_status[round_no][ev->cookie - 100] = ev->status;
+			pub_peers[round_no][ev->cookie - 100] = (int)x->pub_peers;
+		}
 		break;
 	case WISP_EVENT_MESSAGE: {
 		const wisp_message_info *m = ev->u.message;
@@ -144,11 +150,31 @@ static bool probe_everywhere(void)
 	return true;
 }
 
-/* Publish probes from pub_node until one reaches every live node: the
- * meshes have formed (a message published earlier reaches only the nodes
- * already grafted; see test_rt_gossip.c). */
+/* Every live node has every gossip peer it knows in its mesh (each has at
+ * most D_lo = 6). Until then a message can miss a node for good: flood
+ * publishing reaches only the author's own neighbours, forwards go along
+ * mesh links, and gossip (IHAVE) goes only to peers outside the mesh, so a
+ * node that joins its neighbours' meshes after a message passed never hears
+ * of it. */
+static bool meshes_full(void)
+{
+	for (int i = 0; i < N; i++) {
+		if (!nodes[i].live)
+			continue;
+		wisp_stats st;
+		wisp_node_stats(nodes[i].n, &st);
+		uint64_t want = st.gossip.peers < 6 ? st.gossip.peers : 6;
+		if (st.gossip.peers == 0 || st.gossip.mesh < want)
+			return false;
+	}
+	return true;
+}
+
+/* Wait until the meshes have formed, then publish probes from pub_node
+ * until one reaches every live node. */
 static void wait_mesh(void)
 {
+	assert_true(wait_ms(meshes_full, WAIT_MS));
 	for (int tries = 0; tries < 60; tries++) {
 		char probe[32];
 		snprintf(probe, sizeof(probe), "probe %d", tries);
@@ -170,6 +196,36 @@ static bool never(void)
 	return false;
 }
 
+/* Who misses what, how each message went out, and each node's counters. */
+static void diagnose(void)
+{
+	for (int k = 0; k < MSGS; k++) {
+		printf("# m%d-%d from node %d: status %d, %d peers; missing at", round_no, k, publisher[round_no][k],
+		       pub_status[round_no][k], pub_peers[round_no][k]);
+		for (int i = 0; i < N; i++)
+			if (nodes[i].live && nodes[i].got[round_no][k] == 0 && publisher[round_no][k] != i)
+				printf(" %d", i);
+		printf("\n");
+	}
+	for (int i = 0; i < N; i++) {
+		if (!nodes[i].live)
+			continue;
+		wisp_stats st;
+		wisp_node_stats(nodes[i].n, &st);
+		const wisp_peer_id *pid = wisp_node_peer_id(nodes[i].n);
+		printf("# node %d [%02x%02x]\n", i, pid->bytes[pid->len - 2], pid->bytes[pid->len - 1]);
+		printf("# node %d: conns %llu peers %llu msg_in %llu dup %llu delivered %llu fwd %llu ihave %llu "
+		       "iwant_served %llu graft %llu prune %llu dropped %llu rpc_bad %llu events_dropped %llu\n",
+		       i, (unsigned long long)st.net.open, (unsigned long long)st.gossip.peers,
+		       (unsigned long long)st.gossip.msg_in, (unsigned long long)st.gossip.msg_duplicate,
+		       (unsigned long long)st.gossip.msg_delivered, (unsigned long long)st.gossip.msg_forwarded,
+		       (unsigned long long)st.gossip.ihave_in, (unsigned long long)st.gossip.iwant_served,
+		       (unsigned long long)st.gossip.graft_in, (unsigned long long)st.gossip.prune_in,
+		       (unsigned long long)st.gossip.frames_dropped, (unsigned long long)st.gossip.rpc_bad,
+		       (unsigned long long)st.events_dropped);
+	}
+}
+
 static bool round_done(void)
 {
 	for (int i = 0; i < N; i++)
@@ -189,9 +245,13 @@ static void publish_round(void)
 		publisher[round_no][k] = from;
 		char text[32];
 		snprintf(text, sizeof(text), "m%d-%d", round_no, k);
-		assert_int_equal(wisp_publish(nodes[from].n, TOPIC, text, strlen(text), 2), WISP_OK);
+		pub_status[round_no][k] = 1; /* no answer yet */
+		assert_int_equal(wisp_publish(nodes[from].n, TOPIC, text, strlen(text), 100 + (uint64_t)k), WISP_OK);
 	}
-	assert_true(wait_ms(round_done, WAIT_MS));
+	if (!wait_ms(round_done, WAIT_MS)) {
+		diagnose();
+		fail_msg("round %d: not every live node got every message", round_no);
+	}
 	/* a second copy would come with the same gossip: give it a heartbeat */
 	(void)wait_ms(never, 1000);
 	for (int i = 0; i < N; i++)
