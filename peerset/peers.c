@@ -35,6 +35,10 @@ struct wisp_peers {
 	uint32_t count;
 	uint32_t next_worker;
 	uint64_t untracked; /* connections beyond CONNS_PER_PEER */
+	/* explicit peers (node->xpeers): a dial in flight, and the redial timer */
+	bool *x_dialing;
+	wisp_timer redial;
+	wisp_actor *actor;
 };
 
 /* ---- table: open addressing, linear probing, backward-shift delete ------ */
@@ -94,7 +98,10 @@ int wisp_peers_new(struct wisp_peers **out, wisp_node *node, uint32_t max_conns)
 	while (p->cap < max_conns * 2u && p->cap < (1u << 24))
 		p->cap <<= 1;
 	p->tab = wisp_calloc(node->mem, p->cap, sizeof(*p->tab));
-	if (!p->tab) {
+	p->x_dialing = wisp_calloc(node->mem, node->n_xpeers ? node->n_xpeers : 1, sizeof(*p->x_dialing));
+	if (!p->tab || !p->x_dialing) {
+		wisp_free(node->mem, p->tab);
+		wisp_free(node->mem, p->x_dialing);
 		wisp_free(node->mem, p);
 		return WISP_ERR_NOMEM;
 	}
@@ -106,6 +113,7 @@ void wisp_peers_free(struct wisp_peers *p)
 {
 	if (!p)
 		return;
+	wisp_free(p->node->mem, p->x_dialing);
 	wisp_free(p->node->mem, p->tab);
 	wisp_free(p->node->mem, p);
 }
@@ -158,9 +166,76 @@ static void emit_peer(struct wisp_peers *p, wisp_actor *a, wisp_event_type type,
 	wisp_node_emit(p->node, a->loop, type, status, cookie, b);
 }
 
+/* ---- explicit peers ------------------------------------------------------ */
+
+static bool connected(struct wisp_peers *p, const wisp_peer_id *id)
+{
+	peer_entry *e = lookup(p, id, false);
+	return e && e->n;
+}
+
+/* Dial explicit peer i through a worker; its events carry
+ * WISP_COOKIE_EXPLICIT + i. */
+static void dial_explicit(struct wisp_peers *p, wisp_actor *a, uint32_t i)
+{
+	wisp_buf *b = wisp_buf_alloc(p->node->pool, sizeof(wisp_dial_req));
+	if (!b)
+		return; /* the redial timer tries again */
+	memcpy(b->data, &p->node->xpeers[i], sizeof(wisp_dial_req));
+	b->len = sizeof(wisp_dial_req);
+	uint32_t to = p->next_worker++ % p->node->n_workers;
+	wisp_msg m = { .type = WISP_WMSG_DIAL, .a = WISP_COOKIE_EXPLICIT + i, .buf = b };
+	if (wisp_actor_send(&p->node->worker_actors[to], &m, a) != WISP_OK) {
+		wisp_buf_unref(b);
+		return;
+	}
+	p->x_dialing[i] = true;
+}
+
+/* Dial every explicit peer that has no connection and no dial in flight;
+ * while one is missing, the timer comes back. */
+static void keep_explicit(struct wisp_peers *p, wisp_actor *a, wisp_tstamp now)
+{
+	bool missing = false;
+	for (uint32_t i = 0; i < p->node->n_xpeers; i++) {
+		if (connected(p, &p->node->xpeers[i].peer))
+			continue;
+		missing = true;
+		if (!p->x_dialing[i])
+			dial_explicit(p, a, i);
+	}
+	if (missing && !wisp_timer_armed(&p->redial))
+		(void)wisp_loop_timer_arm(a->loop, &p->redial, now + p->node->xpeer_redial_ns);
+}
+
+/* After a loss: not at once (a peer that refuses us would be dialed in a
+ * loop), but when the timer comes. */
+static void keep_explicit_later(struct wisp_peers *p, wisp_actor *a, wisp_tstamp now)
+{
+	for (uint32_t i = 0; i < p->node->n_xpeers; i++)
+		if (!connected(p, &p->node->xpeers[i].peer) && !wisp_timer_armed(&p->redial)) {
+			(void)wisp_loop_timer_arm(a->loop, &p->redial, now + p->node->xpeer_redial_ns);
+			return;
+		}
+}
+
+static void on_redial(wisp_timer *t, wisp_tstamp now)
+{
+	struct wisp_peers *p = t->arg;
+	keep_explicit(p, p->actor, now);
+}
+
+/* A dial of ours ended (connected or failed). */
+static void explicit_dial_done(struct wisp_peers *p, uint64_t cookie)
+{
+	if (cookie >= WISP_COOKIE_EXPLICIT && cookie - WISP_COOKIE_EXPLICIT < p->node->n_xpeers)
+		p->x_dialing[cookie - WISP_COOKIE_EXPLICIT] = false;
+}
+
 static void on_up(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 {
 	const wisp_conn_up *u = (const wisp_conn_up *)m->buf->data;
+	explicit_dial_done(p, m->b);
 	peer_entry *e = lookup(p, &u->peer, true);
 	if (e && e->n < CONNS_PER_PEER) {
 		peer_conn *pc = &e->conns[e->n++];
@@ -175,6 +250,7 @@ static void on_up(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 
 static void on_down(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 {
+	explicit_dial_done(p, m->b);
 	if (!m->buf)
 		return; /* the worker's pool was empty: nothing to report with */
 	const wisp_conn_down *d = (const wisp_conn_down *)m->buf->data;
@@ -286,9 +362,24 @@ static void on_cmd(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 		cmd_failed(p, a, c, m->b, WISP_OK); /* CLOSED: the disconnects follow */
 }
 
-static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
+static int peers_start(wisp_actor *a, wisp_tstamp now)
+{
+	struct wisp_peers *p = a->state;
+	p->actor = a;
+	wisp_timer_init(&p->redial, on_redial, p);
+	keep_explicit(p, a, now);
+	return WISP_OK;
+}
+
+static void peers_stop(wisp_actor *a, wisp_tstamp now)
 {
 	(void)now;
+	struct wisp_peers *p = a->state;
+	wisp_loop_timer_disarm(a->loop, &p->redial);
+}
+
+static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
+{
 	struct wisp_peers *p = a->state;
 	switch (m->type) {
 	case WISP_PMSG_CONN_UP:
@@ -297,6 +388,9 @@ static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		break;
 	case WISP_PMSG_CONN_DOWN:
 		on_down(p, a, m);
+		/* an explicit peer lost (or not reached) is dialed again later */
+		if (p->node->n_xpeers)
+			keep_explicit_later(p, a, now);
 		break;
 	case WISP_PMSG_EVENT:
 		/* in order behind the connection's CONNECTED */
@@ -319,5 +413,7 @@ static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 
 const wisp_actor_ops wisp_peers_ops = {
 	.name = "peers",
+	.start = peers_start,
 	.msg = peers_msg,
+	.stop = peers_stop,
 };

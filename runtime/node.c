@@ -1,6 +1,7 @@
 #include "runtime/node.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ void wisp_options_default(wisp_options *o)
 	o->stall_timeout_ms = 10000;
 	o->agent = NULL;
 	o->services = 0;
+	o->explicit_peers = NULL;
+	o->n_explicit_peers = 0;
+	o->explicit_redial_ms = 10000;
 }
 
 __attribute__((format(printf, 2, 3))) static void set_err(wisp_node *n, const char *fmt, ...)
@@ -105,6 +109,12 @@ static int check_options(const wisp_options *o, char *msg, size_t len)
 	if (o->conn_send_budget < 65536 || o->dial_timeout_ms == 0 || o->handshake_timeout_ms == 0 ||
 	    o->stall_timeout_ms == 0) {
 		snprintf(msg, len, "options: conn_send_budget must be >= 64 KiB and the timeouts > 0");
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->n_explicit_peers > WISP_MAX_EXPLICIT_PEERS || (o->n_explicit_peers && !o->explicit_peers) ||
+	    o->explicit_redial_ms < 10) {
+		snprintf(msg, len, "options: at most %u explicit peers, in options.explicit_peers, and "
+			 "explicit_redial_ms >= 10", WISP_MAX_EXPLICIT_PEERS);
 		return WISP_ERR_INVALID_ARG;
 	}
 	if (o->services & ~(WISP_SERVICE_PERF | WISP_SERVICE_ECHO)) {
@@ -165,6 +175,21 @@ static int net_setup(wisp_node *n, const wisp_options *o)
 		}
 	}
 	n->net.n_listen = o->n_listen;
+	if (o->n_explicit_peers && !(n->xpeers = wisp_calloc(n->mem, o->n_explicit_peers, sizeof(*n->xpeers))))
+		return WISP_ERR_NOMEM;
+	for (uint32_t i = 0; i < o->n_explicit_peers; i++) {
+		wisp_dial_req *x = &n->xpeers[i];
+		const char *a = o->explicit_peers[i];
+		err = a ? wisp_tcp_addr_parse(a, &x->addr, &x->addr_len, &x->peer, &x->has_peer) : WISP_ERR_INVALID_ARG;
+		if (err || !x->has_peer || wisp_peer_id_equal(&x->peer, &n->peer_id)) {
+			set_err(n, "explicit peer '%s': %s", a ? a : "(null)",
+				err ? wisp_strerror(err)
+				    : x->has_peer ? "that is this node" : "must name the peer (/p2p/<id>)");
+			return err ? err : WISP_ERR_INVALID_ARG;
+		}
+	}
+	n->n_xpeers = o->n_explicit_peers;
+	n->xpeer_redial_ns = (uint64_t)o->explicit_redial_ms * WISP_NS_PER_MS;
 	wisp_gs_limits lim;
 	wisp_gs_limits_default(&lim);
 	n->net.pubsub_max_rpc = lim.max_rpc;
@@ -254,17 +279,30 @@ static int bind_listeners(wisp_node *n)
 	return WISP_OK;
 }
 
+/* The explanation of this thread's last wisp_node_new() failure. */
+static _Thread_local char new_errmsg[256];
+
+const char *wisp_node_new_errmsg(void)
+{
+	return new_errmsg;
+}
+
 int wisp_node_new(wisp_node **out, const wisp_options *o)
 {
 	*out = NULL;
+	new_errmsg[0] = 0;
 	char msg[160];
 	int err = check_options(o, msg, sizeof(msg));
-	if (err)
+	if (err) {
+		snprintf(new_errmsg, sizeof(new_errmsg), "%s", msg);
 		return err;
+	}
 	const wisp_mem *mem = o->mem ? o->mem : wisp_mem_default();
 	wisp_node *n = wisp_calloc(mem, 1, sizeof(*n));
-	if (!n)
+	if (!n) {
+		snprintf(new_errmsg, sizeof(new_errmsg), "out of memory for the node");
 		return WISP_ERR_NOMEM;
+	}
 	n->opt = *o;
 	n->mem = mem;
 	n->event_fd = -1;
@@ -358,6 +396,7 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 	*out = n;
 	return WISP_OK;
 fail:
+	snprintf(new_errmsg, sizeof(new_errmsg), "%s", n->errmsg[0] ? n->errmsg : wisp_strerror(err));
 	wisp_node_free(n);
 	return err;
 }
@@ -506,7 +545,16 @@ void wisp_node_free(wisp_node *n)
 	wisp_free_aligned(mem, n->hosts);
 	wisp_free(mem, n->worker_actors);
 	wisp_free(mem, n->worker_state);
+	wisp_free(mem, n->xpeers);
 	wisp_free(mem, n);
+}
+
+int wisp_node_explicit_index(const wisp_node *n, const wisp_peer_id *id)
+{
+	for (uint32_t i = 0; i < n->n_xpeers; i++)
+		if (wisp_peer_id_equal(&n->xpeers[i].peer, id))
+			return (int)i;
+	return -1;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -798,6 +846,31 @@ int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v)
 		       "verdicts pass through unchanged");
 	wisp_msg m = { .type = WISP_GMSG_VALIDATE, .a = ref, .b = (uint64_t)v };
 	return gossip_cmd(n, &m);
+}
+
+int wisp_set_app_score(wisp_node *n, const wisp_peer_id *peer, double value)
+{
+	if (!isfinite(value) || !peer->len || peer->len > WISP_PEER_ID_MAX)
+		return WISP_ERR_INVALID_ARG;
+	int err = gate_enter(n);
+	if (err)
+		return err;
+	wisp_buf *b = wisp_buf_alloc(n->pool, sizeof(wisp_scoring_app));
+	if (!b) {
+		gate_exit(n);
+		return WISP_ERR_AGAIN;
+	}
+	wisp_scoring_app *v = (wisp_scoring_app *)b->data;
+	memset(v, 0, sizeof(*v));
+	v->id = *peer;
+	v->value = value;
+	b->len = sizeof(*v);
+	wisp_msg m = { .type = WISP_SMSG_APP_SCORE, .buf = b };
+	err = wisp_actor_send(&n->scoring, &m, NULL);
+	if (err)
+		wisp_buf_unref(b);
+	gate_exit(n);
+	return err;
 }
 
 /* ---- figures ----------------------------------------------------------- */

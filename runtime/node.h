@@ -69,6 +69,11 @@ struct wisp_node {
 		wisp_stat identify_errors, ping_errors; /* several writers */
 	} net;
 
+	/* Explicit gossip peers, parsed from the options (read-only). */
+	struct wisp_dial_req *xpeers;   /* WISP_MAX_EXPLICIT_PEERS */
+	uint32_t n_xpeers;
+	uint64_t xpeer_redial_ns;
+
 	/* Events to the application: many producers, the draining thread. */
 	wisp_mailbox events;
 	int event_fd;
@@ -90,6 +95,9 @@ struct wisp_node {
  * WISP_ERR_AGAIN/CLOSED. */
 int wisp_node_emit(wisp_node *n, wisp_loop *from, wisp_event_type type, int status, uint64_t cookie,
 		   wisp_buf *buf);
+
+/* The index of id among the explicit peers, or -1. Any thread. */
+int wisp_node_explicit_index(const wisp_node *n, const wisp_peer_id *id);
 
 /* Fill *out (any thread). */
 void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out);

@@ -269,7 +269,7 @@ int main(int argc, char **argv)
 			err = wisp_node_start(nodes[i].n);
 		if (err) {
 			fprintf(stderr, "wisp-devnet: node %u: %s: %s\n", i, wisp_strerror(err),
-				nodes[i].n ? wisp_node_errmsg(nodes[i].n) : "");
+				nodes[i].n ? wisp_node_errmsg(nodes[i].n) : wisp_node_new_errmsg());
 			return EXIT_START;
 		}
 		for (int t = 0; t < TOPICS; t++)

@@ -34,7 +34,7 @@ static void usage(FILE *f)
 		"usage: wisp-node [--key FILE] [--listen MULTIADDR]... [--dial MULTIADDR]...\n"
 		"                 [--duration SECONDS] [--json] [--workers N] [--serve echo,perf]\n"
 		"                 [--topic NAME]... [--sign strict|none] [--msg-id default|content|js]\n"
-		"                 [--compress zstd|none] [--priority high|normal]\n"
+		"                 [--compress zstd|none] [--priority high|normal] [--explicit MULTIADDR]...\n"
 		"       wisp-node --self-check [--workers N] [--duration SECONDS] [--json]\n"
 		"\n"
 		"Runs a libp2p node (TCP, Noise, yamux, identify, ping) and prints what happens.\n"
@@ -60,6 +60,8 @@ static void usage(FILE *f)
 		"                      every node on the topic must agree); none (the default)\n"
 		"  --priority LEVEL    high: every --topic's messages go ahead of normal topics' in\n"
 		"                      each peer's send queue; normal (the default)\n"
+		"  --explicit MULTIADDR  a gossipsub explicit peer (/p2p required; repeatable): kept\n"
+		"                      connected, sent every message of its topics, never meshed\n"
 		"  --self-check        the runtime self-check instead (see above)\n"
 		"  --help              this text\n"
 		"\n"
@@ -74,6 +76,8 @@ static void usage(FILE *f)
 		"  {\"cmd\":\"subscribe\",\"topic\":\"t\"}  {\"cmd\":\"unsubscribe\",\"topic\":\"t\"}\n"
 		"    (subscribe may add \"priority\":\"high\" and \"compress\":\"zstd\" for that topic)\n"
 		"  {\"cmd\":\"publish\",\"topic\":\"t\",\"data\":\"text\"} (or \"hex\":\"00ff\", or \"size\":1024 random bytes)\n"
+		"  {\"cmd\":\"app_score\",\"peer_id\":\"...\",\"score\":-5000} (the application's score\n"
+		"    for a peer; answered by an app_score event)\n"
 		"  {\"cmd\":\"stats\"}\n"
 		"  {\"cmd\":\"quit\"}\n"
 		"Events: listening, connected, disconnected, identify, ping, echo_done, rtt_done,\n"
@@ -109,7 +113,7 @@ static int self_check(long workers, double duration, int json)
 	wisp_node *n;
 	int err = wisp_node_new(&n, &o);
 	if (err) {
-		fprintf(stderr, "wisp-node: cannot create the node: %s %s\n", wisp_errname(err), wisp_strerror(err));
+		fprintf(stderr, "wisp-node: cannot create the node: %s: %s\n", wisp_errname(err), wisp_node_new_errmsg());
 		return 3;
 	}
 	if ((err = wisp_node_start(n)) != WISP_OK) {
@@ -786,6 +790,25 @@ static void command(cli *c, const char *line)
 			return;
 		}
 		err = wisp_stream_test(c->n, &peer, &t, cookie);
+	} else if (!strcmp(cmd, "app_score")) {
+		if (peer_arg(c, &o, &peer, cookie))
+			return;
+		const jl_field *f = jl_get(&o, "score");
+		char *end = NULL;
+		double v = f && !f->is_string ? strtod(f->text, &end) : 0;
+		if (!f || f->is_string || *end) {
+			json_error(c, "command", NULL, 0, "app_score needs a number \"score\"", cookie);
+			return;
+		}
+		err = wisp_set_app_score(c->n, &peer, v);
+		if (!err && c->json) {
+			/* the library answers nothing: the command's own event */
+			printf("{\"event\":\"app_score\",\"peer_id\":");
+			jl_put_string(stdout, jl_str(&o, "peer_id"));
+			printf(",\"score\":%.17g", v);
+			put_id(c, cookie);
+			printf("}\n");
+		}
 	} else {
 		char msg[120];
 		snprintf(msg, sizeof(msg), "unknown command \"%.60s\"", cmd);
@@ -806,6 +829,8 @@ typedef struct gossip_args {
 	const char *topics[16];
 	uint32_t n_topics;
 	wisp_topic_opts opts;
+	const char *explicit_peers[WISP_MAX_EXPLICIT_PEERS];
+	uint32_t n_explicit;
 } gossip_args;
 
 static int run_node(const char *key_path, const char **listen, uint32_t n_listen, const char **dials,
@@ -825,6 +850,8 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 	o.listen = listen;
 	o.n_listen = n_listen;
 	o.services = services;
+	o.explicit_peers = ga->explicit_peers;
+	o.n_explicit_peers = ga->n_explicit;
 	if (key_path) {
 		unsigned mode;
 		int err = wisp_privkey_read_file(&key, key_path, &mode);
@@ -840,7 +867,7 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 		wisp_privkey_wipe(&key);
 	if (err) {
 		fprintf(stderr, "wisp-node: cannot create the node: %s: %s\n", wisp_errname(err),
-			c.n ? wisp_node_errmsg(c.n) : wisp_strerror(err));
+			wisp_node_new_errmsg());
 		return EXIT_START;
 	}
 	if ((err = wisp_node_start(c.n)) != WISP_OK) {
@@ -967,6 +994,7 @@ int main(int argc, char **argv)
 		{ "topic", required_argument, NULL, 'T' },     { "sign", required_argument, NULL, 'G' },
 		{ "msg-id", required_argument, NULL, 'M' },    { "help", no_argument, NULL, 'h' },
 		{ "compress", required_argument, NULL, 'Z' },  { "priority", required_argument, NULL, 'P' },
+		{ "explicit", required_argument, NULL, 'X' },
 		{ NULL, 0, NULL, 0 },
 	};
 	gossip_args ga;
@@ -1013,6 +1041,13 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case 'X':
+			if (ga.n_explicit == WISP_MAX_EXPLICIT_PEERS) {
+				fprintf(stderr, "wisp-node: at most %d --explicit\n", WISP_MAX_EXPLICIT_PEERS);
+				return EXIT_USAGE;
+			}
+			ga.explicit_peers[ga.n_explicit++] = optarg;
+			break;
 		case 'T':
 			if (ga.n_topics == 16) {
 				fprintf(stderr, "wisp-node: at most 16 --topic\n");
@@ -1086,7 +1121,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (self) {
-		if (key || n_listen || n_dials || services || ga.n_topics) {
+		if (key || n_listen || n_dials || services || ga.n_topics || ga.n_explicit) {
 			fprintf(stderr, "wisp-node: --self-check takes only --workers, --duration and --json\n");
 			return EXIT_USAGE;
 		}

@@ -174,7 +174,8 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 	}
 	/* In the table first: adding the peer sends it our subscriptions. */
 	g->peers[h] = (gpeer){ .used = true, .ref = m->a, .id = pp->peer };
-	if (wisp_gs_router_add_peer(g->router, (uint32_t)h, &pp->peer, pp->outbound, false, proto, now)) {
+	bool explicit_peer = wisp_node_explicit_index(g->node, &pp->peer) >= 0;
+	if (wisp_gs_router_add_peer(g->router, (uint32_t)h, &pp->peer, pp->outbound, explicit_peer, proto, now)) {
 		g->peers[h].used = false;
 		wisp_stat_add(&g->st.peers_refused, 1);
 		return;

@@ -17,6 +17,9 @@ struct wisp_scoring {
 	wisp_score *score;
 	wisp_timer decay, snap;
 	bool dirty;
+	wisp_peer_id *ids;        /* per handle, while connected (len 0: none) */
+	wisp_scoring_app *app;    /* the application's values, WISP_SCORING_APP_MAX */
+	uint32_t n_app;
 	wisp_scoring_stats st;
 };
 
@@ -30,6 +33,12 @@ int wisp_scoring_new(wisp_scoring **out, wisp_node *node, const wisp_score_param
 		return WISP_ERR_NOMEM;
 	s->node = node;
 	s->params = *p;
+	s->ids = wisp_calloc(node->mem, p->max_peers, sizeof(*s->ids));
+	s->app = wisp_calloc(node->mem, WISP_SCORING_APP_MAX, sizeof(*s->app));
+	if (!s->ids || !s->app) {
+		wisp_scoring_free(s);
+		return WISP_ERR_NOMEM;
+	}
 	*out = s;
 	return WISP_OK;
 }
@@ -39,6 +48,8 @@ void wisp_scoring_free(wisp_scoring *s)
 	if (!s)
 		return;
 	wisp_score_free(s->score);
+	wisp_free(s->node->mem, s->ids);
+	wisp_free(s->node->mem, s->app);
 	wisp_free(s->node->mem, s);
 }
 
@@ -123,6 +134,36 @@ static void scoring_stop(wisp_actor *a, wisp_tstamp now)
 	wisp_loop_timer_disarm(a->loop, &s->snap);
 }
 
+static int64_t app_find(const wisp_scoring *s, const wisp_peer_id *id)
+{
+	for (uint32_t i = 0; i < s->n_app; i++)
+		if (wisp_peer_id_equal(&s->app[i].id, id))
+			return i;
+	return -1;
+}
+
+/* Remember the application's value for a peer id (0 forgets it) and apply
+ * it to the peer's handle if it is connected. */
+static int app_score(wisp_scoring *s, const wisp_scoring_app *v)
+{
+	int64_t i = app_find(s, &v->id);
+	if (v->value == 0) {
+		if (i >= 0)
+			s->app[i] = s->app[--s->n_app];
+	} else if (i >= 0) {
+		s->app[i].value = v->value;
+	} else if (s->n_app < WISP_SCORING_APP_MAX) {
+		s->app[s->n_app++] = *v;
+	} else {
+		wisp_stat_add(&s->st.app_full, 1);
+		return WISP_OK;
+	}
+	for (uint32_t h = 0; h < s->params.max_peers; h++)
+		if (s->ids[h].len && wisp_peer_id_equal(&s->ids[h], &v->id))
+			return wisp_score_app_specific(s->score, h, v->value);
+	return WISP_OK;
+}
+
 static void scoring_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 {
 	wisp_scoring *s = a->state;
@@ -140,10 +181,22 @@ static void scoring_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		if (m->buf) {
 			const wisp_scoring_peer *p = (const wisp_scoring_peer *)m->buf->data;
 			err = wisp_score_add_peer(s->score, (uint32_t)m->a, &p->id, p->has_ip ? p->ip : NULL, now);
+			if (!err && m->a < s->params.max_peers) {
+				s->ids[m->a] = p->id;
+				int64_t i = app_find(s, &p->id);
+				if (i >= 0)
+					err = wisp_score_app_specific(s->score, (uint32_t)m->a, s->app[i].value);
+			}
 		}
 		break;
 	case WISP_SMSG_PEER_REMOVE:
 		err = wisp_score_remove_peer(s->score, (uint32_t)m->a, now);
+		if (m->a < s->params.max_peers)
+			s->ids[m->a].len = 0;
+		break;
+	case WISP_SMSG_APP_SCORE:
+		if (m->buf)
+			err = app_score(s, (const wisp_scoring_app *)m->buf->data);
 		break;
 	case WISP_SMSG_TOPIC:
 		err = wisp_score_set_topic(s->score, (uint32_t)m->a,

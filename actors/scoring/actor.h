@@ -23,7 +23,17 @@ enum wisp_scoring_msg {
 	WISP_SMSG_PEER_ADD = 201,    /* a: handle, buf: wisp_scoring_peer */
 	WISP_SMSG_PEER_REMOVE = 202, /* a: handle */
 	WISP_SMSG_TOPIC = 203,       /* a: topic index, buf: wisp_score_topic_params, or NULL to stop */
+	WISP_SMSG_APP_SCORE = 204,   /* from the handle: buf: wisp_scoring_app */
 };
+
+/* The application's value for a peer (P5), by peer id. */
+typedef struct wisp_scoring_app {
+	wisp_peer_id id;
+	double value;
+} wisp_scoring_app;
+
+/* Peer ids whose application value the actor remembers (connected or not). */
+#define WISP_SCORING_APP_MAX 1024
 
 typedef struct wisp_scoring_peer {
 	wisp_peer_id id;
@@ -42,6 +52,7 @@ void wisp_scoring_free(wisp_scoring *s);
 /* Counters, any thread (relaxed). */
 typedef struct wisp_scoring_stats {
 	wisp_stat events, bad_events, snapshots, snapshot_drops;
+	wisp_stat app_full; /* application values refused: WISP_SCORING_APP_MAX ids remembered */
 } wisp_scoring_stats;
 const wisp_scoring_stats *wisp_scoring_stats_of(const wisp_scoring *s);
 

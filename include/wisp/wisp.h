@@ -30,7 +30,7 @@ typedef struct wisp_node wisp_node;
 
 /* ---- options ----------------------------------------------------------- */
 
-#define WISP_OPTIONS_VERSION 2
+#define WISP_OPTIONS_VERSION 3
 
 /* Creation options. Initialize with wisp_options_default(), then change
  * fields; wisp_node_new() copies the struct, so it may live on the stack.
@@ -63,7 +63,22 @@ typedef struct wisp_options {
 				          with WISP_ERR_LIMIT (default 10000) */
 	const char *agent;             /* identify agentVersion; NULL = "wisp/<version>" */
 	uint32_t services;             /* WISP_SERVICE_* bits: diagnostic protocols served (default 0) */
+
+	/* Gossip (version 3). */
+	/* Explicit peers (gossipsub v1.1 explicit peering): multiaddrs with
+	 * /p2p/<id>, at most WISP_MAX_EXPLICIT_PEERS. The node dials them at
+	 * start and again explicit_redial_ms after a dial fails or the last
+	 * connection goes; they get every message of the topics they join,
+	 * are never in a mesh, and are never scored out. Configure it on both
+	 * sides. Events of these dials carry cookie WISP_COOKIE_EXPLICIT + the
+	 * peer's index in this array. */
+	const char *const *explicit_peers;
+	uint32_t n_explicit_peers;
+	uint32_t explicit_redial_ms;   /* default 10000 */
 } wisp_options;
+
+#define WISP_MAX_EXPLICIT_PEERS 64
+#define WISP_COOKIE_EXPLICIT 0xffffffff00000000ull
 
 /* Diagnostic protocols, off by default: a peer could make us send bytes. */
 #define WISP_SERVICE_PERF 1u /* serve /perf/1.0.0 */
@@ -75,9 +90,13 @@ WISP_API void wisp_options_default(wisp_options *o) WISP_NONNULL(1);
 /* ---- lifecycle --------------------------------------------------------- */
 
 /* Create a node from *o (copied). Allocates but starts no thread.
- * Errors: WISP_ERR_INVALID_ARG (bad option: the message says which, see
- * wisp_node_errmsg), WISP_ERR_NOMEM. On error *out is NULL. */
+ * Errors: WISP_ERR_INVALID_ARG (bad option: wisp_node_new_errmsg() says
+ * which), WISP_ERR_NOMEM. On error *out is NULL. */
 WISP_API int wisp_node_new(wisp_node **out, const wisp_options *o) WISP_WARN_UNUSED WISP_NONNULL(1, 2);
+
+/* Why the calling thread's last wisp_node_new() failed ("" when it did
+ * not). Never NULL; valid until that thread's next wisp_node_new(). */
+WISP_API const char *wisp_node_new_errmsg(void);
 
 /* Create the io_uring instances, start the worker and actor threads and the
  * actors. Blocks until every thread has set up or one has failed.
@@ -387,6 +406,14 @@ WISP_API int wisp_publish(wisp_node *n, const char *topic, const void *data, siz
 /* The application's verdict on a WISP_EVENT_VALIDATE message, from any
  * thread, at any time. */
 WISP_API int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v) WISP_NONNULL(1);
+
+/* The application's score for a peer (gossipsub v1.1 P5, weight 1): added
+ * to the peer's score, connected now or later (remembered for up to 1024
+ * peer ids; 0 forgets it). With the default thresholds a peer below 0 is
+ * not grafted, below -1000 gets no gossip, below -2000 none of our
+ * publishes, below -4000 is graylisted (its RPCs ignored). No result event.
+ * Errors as wisp_dial(), and WISP_ERR_INVALID_ARG (value not finite). */
+WISP_API int wisp_set_app_score(wisp_node *n, const wisp_peer_id *peer, double value) WISP_NONNULL(1, 2);
 
 #define WISP_STATS_MAX_THREADS 64
 
