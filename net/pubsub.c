@@ -278,7 +278,9 @@ static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
 	if (!r)
 		return; /* bytes on our write-only stream: ignored */
 	while (n) {
-		if (!r->cur) {
+		/* a frame being skipped has no buffer either: its bytes are
+		 * payload, not the next frame's length prefix */
+		if (!r->cur && !r->skip) {
 			r->prefix[r->plen++] = *p++;
 			n--;
 			uint64_t len;
