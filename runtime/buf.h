@@ -37,7 +37,7 @@ typedef struct wisp_buf {
 	unsigned char data[];
 } wisp_buf;
 
-#define WISP_POOL_CLASSES 5
+#define WISP_POOL_CLASSES 7
 
 typedef struct wisp_pool_stats {
 	uint64_t in_use;    /* buffers handed out and not yet released */

@@ -3,7 +3,7 @@
  *
  * Node 1 has a small pool (4 MiB); node 0 publishes 64 KiB messages to it
  * faster than its message cache lets buffers go (a 64 KiB message pins a
- * 256 KiB buffer for five heartbeats), so node 1's pool is exhausted while
+ * 68 KiB buffer for five heartbeats), so node 1's pool is exhausted while
  * frames arrive. A skipped frame's payload must not be read as the next
  * frame's length prefix: that turned random payload bytes into "oversized"
  * or empty frames, counted as peer errors, with the gossip stream reset
@@ -23,7 +23,7 @@
 #define WAIT_MS 20000
 #define TOPIC "pool/v1"
 #define BIG 65536
-#define BURST 40
+#define BURST 120
 
 typedef struct node {
 	wisp_node *n;
