@@ -7,7 +7,9 @@
 #include <wisp/error.h>
 
 #include "codec/multiaddr.h"
+#include "codec/peer_record.h"
 #include "net/identify.h"
+#include "net/pubsub.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
 
@@ -119,6 +121,31 @@ static size_t put_str(char **pool, char *end, const uint8_t *p, size_t n)
 	return n + 1;
 }
 
+/* The peer's signed record: verified here, on the connection's worker (a
+ * signature check the gossip actor's thread need not make), and handed to
+ * the gossip actor, which passes it on in PX. Returns 1 (taken), 0 (none)
+ * or the error it was refused with; a refused record is counted and
+ * dropped, but the identify stands: the record is optional, and its
+ * addresses are not used for anything else. */
+static int take_record(wisp_shard_conn *sc, const wisp_identify *m)
+{
+	if (!m->has_signed_peer_record)
+		return 0;
+	wisp_peer_record rec;
+	int rc = wisp_peer_record_open(&rec, m->signed_peer_record.data, m->signed_peer_record.len);
+	const wisp_peer_id *remote = wisp_conn_remote_id(sc->conn);
+	/* a record of another peer, relayed by this one, would let it pass
+	 * its own addresses off as someone else's */
+	if (!rc && (!remote || !wisp_peer_id_equal(&rec.peer, remote)))
+		rc = WISP_ERR_PEER_ID;
+	if (rc) {
+		wisp_stat_add_shared(&sc->shard->node->net.peer_record_errors, 1);
+		return rc;
+	}
+	wisp_pubsub_peer_record(sc, m->signed_peer_record.data, m->signed_peer_record.len, rec.seq);
+	return 1;
+}
+
 static void identify_report(wisp_stream *st, const wisp_identify *m, bool push)
 {
 	wisp_shard_conn *sc = sc_of(st);
@@ -130,6 +157,7 @@ static void identify_report(wisp_stream *st, const wisp_identify *m, bool push)
 		wisp_shard_close(sc, WISP_ERR_PEER_ID, true);
 		return;
 	}
+	int record = take_record(sc, m);
 	size_t ptrs = (m->n_protocols + m->n_listen_addrs) * sizeof(char *);
 	size_t need = sizeof(wisp_identify_info) + ptrs + WISP_IDENTIFY_MAX_MSG + 4096 + 512;
 	wisp_buf *b = wisp_buf_alloc(s->node->pool, need);
@@ -183,6 +211,7 @@ static void identify_report(wisp_stream *st, const wisp_identify *m, bool push)
 		ssize_t n = wisp_pubkey_encode(&m->public_key, info->public_key, sizeof(info->public_key));
 		info->public_key_len = n > 0 ? (uint32_t)n : 0;
 	}
+	info->signed_peer_record = record;
 	b->len = (uint32_t)need;
 	emit(s, WISP_EVENT_IDENTIFY, WISP_OK, 0, b);
 }
@@ -219,6 +248,11 @@ static int id_open(wisp_stream *st)
 	for (uint32_t i = 0; i < n->net.n_advertise && i < WISP_IDENTIFY_MAX_ADDRS; i++) {
 		m.listen_addrs[m.n_listen_addrs].data = n->net.advertise[i];
 		m.listen_addrs[m.n_listen_addrs++].len = n->net.advertise_len[i];
+	}
+	if (n->net.record_len) {
+		m.has_signed_peer_record = true;
+		m.signed_peer_record.data = n->net.record;
+		m.signed_peer_record.len = n->net.record_len;
 	}
 	uint8_t observed[64];
 	ssize_t olen = wisp_multiaddr_from_sockaddr((const struct sockaddr *)&sc->tcp.peer, WISP_MA_TCP, observed,

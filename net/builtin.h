@@ -3,7 +3,9 @@
  *
  *   /ipfs/id/1.0.0       identify: on every new connection each side asks
  *                        the other; answers carry our key, listen
- *                        addresses, protocols, agent and the observed address
+ *                        addresses, protocols, agent, the observed address
+ *                        and our signed peer record; the peer's record is
+ *                        verified here and goes to the gossip actor (PX)
  *   /ipfs/id/push/1.0.0  identify push: received and reported (we never
  *                        push: our protocols do not change while running)
  *   /ipfs/ping/1.0.0     ping: every byte echoed; wisp_ping() sends 32

@@ -30,7 +30,8 @@
  *                 wisp_multiaddr_validate() on each before use.
  *   strings       raw bytes: proto2 does not require UTF-8, and the slices
  *                 are not NUL-terminated (print with "%.*s").
- *   signedPeerRecord  kept as raw bytes, not parsed or verified.
+ *   signedPeerRecord  kept as raw bytes, not parsed or verified here
+ *                 (codec/peer_record.h opens it; net/builtin.c does).
  * Unknown fields are skipped; a repeated singular field keeps its last
  * value. For identify push, a field that is absent (has_* false, count 0)
  * means "unchanged".

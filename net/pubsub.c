@@ -28,6 +28,7 @@ struct wisp_pubsub_conn {
 	wisp_stream *out;    /* our stream, once the peer took a protocol */
 	bool opening;
 	bool up_sent;
+	bool record_sent;    /* the actor holds a record for this connection */
 	ring r[WISP_PUBSUB_LEVELS];
 	size_t queued;       /* bytes waiting in the rings */
 	uint64_t dropped[WISP_PUBSUB_LEVELS];
@@ -407,12 +408,26 @@ void wisp_pubsub_upgraded(wisp_shard_conn *sc)
 		ps->opening = true;
 }
 
+void wisp_pubsub_peer_record(wisp_shard_conn *sc, const uint8_t *record, size_t len, uint64_t seq)
+{
+	struct wisp_pubsub_conn *ps = ps_get(sc);
+	if (!ps)
+		return;
+	wisp_buf *b = wisp_buf_alloc(node_of(sc)->pool, len);
+	if (!b)
+		return; /* PX goes on without it: entries then carry the peer id only */
+	memcpy(b->data, record, len);
+	b->len = (uint32_t)len;
+	ps->record_sent = true;
+	to_actor(sc, WISP_GMSG_RECORD, seq, b);
+}
+
 void wisp_pubsub_closed(wisp_shard_conn *sc)
 {
 	struct wisp_pubsub_conn *ps = sc->ps;
 	if (!ps)
 		return;
-	if (ps->up_sent)
+	if (ps->up_sent || ps->record_sent)
 		to_actor(sc, WISP_GMSG_PEER_DOWN, 0, NULL);
 	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++) {
 		queued *q;

@@ -21,7 +21,10 @@
  *
  * The gossip actor hears WISP_GMSG_PEER_UP when the first gossipsub stream of
  * a connection is open (either direction), WISP_GMSG_PEER_DOWN when that
- * connection ends, WISP_GMSG_RPC for every frame.
+ * connection ends (also when only a record was sent for it, so the actor
+ * lets the record go), WISP_GMSG_RPC for every frame, and WISP_GMSG_RECORD
+ * with the peer's signed peer record from identify (before or after
+ * PEER_UP: identify and gossipsub negotiate side by side).
  *
  * Worker thread only.
  */
@@ -52,6 +55,7 @@ enum wisp_gossip_wmsg {
 	WISP_GMSG_PEER_DOWN = 101, /* a: conn ref */
 	WISP_GMSG_RPC = 102,       /* a: conn ref, buf: one RPC (the frame's payload, len set) */
 	WISP_GMSG_DROPPED = 103,   /* a: conn ref, b: frames dropped << 8 | level */
+	WISP_GMSG_RECORD = 105,    /* a: conn ref, b: seq, buf: the peer's signed record (verified) */
 };
 
 typedef struct wisp_pubsub_peer {
@@ -68,6 +72,10 @@ int wisp_pubsub_register(struct wisp_node *n);
 /* A connection reached its session: open our stream (1.2.0, then 1.1.0,
  * 1.0.0). */
 void wisp_pubsub_upgraded(wisp_shard_conn *sc);
+/* identify brought the peer's signed record (verified, naming the
+ * connection's peer): a copy goes to the gossip actor for PX. Counted in
+ * actor_full when it cannot be sent. */
+void wisp_pubsub_peer_record(wisp_shard_conn *sc, const uint8_t *record, size_t len, uint64_t seq);
 /* The connection ends: release the queue, tell the actor. */
 void wisp_pubsub_closed(wisp_shard_conn *sc);
 

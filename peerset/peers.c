@@ -295,6 +295,20 @@ static void on_dial(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 	m->buf = NULL; /* the worker has it now */
 }
 
+/* A peer named by gossipsub PX: dialed unless a connection to it came up
+ * meanwhile (the gossip actor sees gossip peers only). The worker reports
+ * the outcome with WISP_COOKIE_PX. */
+static void on_px_dial(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
+{
+	const wisp_dial_req *r = (const wisp_dial_req *)m->buf->data;
+	if (m->buf->len < sizeof(*r) || !r->has_peer || connected(p, &r->peer))
+		return;
+	uint32_t to = p->next_worker++ % p->node->n_workers;
+	wisp_msg fw = { .type = WISP_WMSG_DIAL, .a = WISP_COOKIE_PX, .buf = m->buf };
+	if (wisp_actor_send(&p->node->worker_actors[to], &fw, a) == WISP_OK)
+		m->buf = NULL; /* the worker has it now */
+}
+
 wisp_buf *wisp_ping_result_buf(wisp_pool *pool, const wisp_peer_id *peer)
 {
 	wisp_buf *b = wisp_buf_alloc(pool, sizeof(wisp_ping_info));
@@ -405,6 +419,10 @@ static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 	case WISP_PMSG_PEER_CMD:
 		if (m->buf)
 			on_cmd(p, a, m);
+		break;
+	case WISP_PMSG_PX_DIAL:
+		if (m->buf)
+			on_px_dial(p, a, m);
 		break;
 	default:
 		break;

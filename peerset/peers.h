@@ -5,7 +5,10 @@
  * event passes through here on its way to the application, so the table
  * is up to date before the application hears of a peer, and commands that
  * name a peer (ping, disconnect, tests) are routed to the worker holding
- * its connection. Dials are dealt to workers round robin.
+ * its connection. Dials are dealt to workers round robin: the
+ * application's, the explicit peers' (kept connected from here), and those
+ * the gossip actor asks for after peer exchange (skipped when the peer is
+ * connected by then).
  *
  * State is touched by the actor's thread only.
  */
@@ -28,6 +31,8 @@ enum wisp_peers_msg {
 	/* from the application */
 	WISP_PMSG_DIAL = 4,      /* b: cookie, buf: wisp_dial_req */
 	WISP_PMSG_PEER_CMD = 5,  /* b: cookie, buf: wisp_peer_cmd */
+	/* from the gossip actor */
+	WISP_PMSG_PX_DIAL = 6,   /* buf: wisp_dial_req (has_peer set); events carry WISP_COOKIE_PX */
 };
 
 typedef struct wisp_conn_up {

@@ -16,6 +16,7 @@
 #include "actors/scoring/actor.h"
 #include "actors/telemetry.h"
 #include "codec/multiaddr.h"
+#include "codec/peer_record.h"
 #include "net/addr.h"
 #include "net/builtin.h"
 #include "net/pubsub.h"
@@ -279,6 +280,27 @@ static int bind_listeners(wisp_node *n)
 	return WISP_OK;
 }
 
+/* Our signed peer record of the advertised addresses, for identify. Its seq
+ * is the wall clock: records must grow across restarts, and nothing is
+ * kept on disk. */
+static void seal_record(wisp_node *n)
+{
+	wisp_peer_record_addr addrs[WISP_MAX_ADVERTISE];
+	n->net.record_len = 0;
+	if (!n->net.n_advertise)
+		return;
+	for (uint32_t i = 0; i < n->net.n_advertise; i++)
+		addrs[i] = (wisp_peer_record_addr){ n->net.advertise[i], n->net.advertise_len[i] };
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t seq = (uint64_t)ts.tv_sec * WISP_NS_PER_S + (uint64_t)ts.tv_nsec;
+	ssize_t len = wisp_peer_record_seal(&n->identity, seq, addrs, n->net.n_advertise, n->net.record,
+					    sizeof(n->net.record));
+	/* identify then goes without one, as a peer without a record does */
+	if (len > 0)
+		n->net.record_len = (uint32_t)len;
+}
+
 /* The explanation of this thread's last wisp_node_new() failure. */
 static _Thread_local char new_errmsg[256];
 
@@ -423,6 +445,7 @@ int wisp_node_start(wisp_node *n)
 	}
 	if ((err = bind_listeners(n)))
 		return err;
+	seal_record(n);
 	uint32_t total = n->n_workers + n->n_hosts;
 	uint32_t spawned = 0;
 	for (; spawned < total; spawned++) {
@@ -950,6 +973,12 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 		out->gossip.idontwant_out = rs.idontwant_out;
 		out->gossip.verify_dealt = wisp_stat_get(&gs->verify_dealt);
 		out->gossip.msg_decompress_failed = wisp_stat_get(&gs->decompress_failed);
+		out->gossip.px_received = rs.px_accepted;
+		out->gossip.px_ignored = rs.px_ignored + wisp_stat_get(&gs->px_ignored);
+		out->gossip.px_bad_record = wisp_stat_get(&gs->px_bad_record);
+		out->gossip.px_unsupported_key = wisp_stat_get(&gs->px_unsupported_key);
+		out->gossip.px_dialed = wisp_stat_get(&gs->px_dialed);
+		out->gossip.px_records_sent = rs.px_out_records;
 		for (uint32_t i = 0; n->worker_state && i < n->n_workers; i++) {
 			const wisp_pubsub_stats *ps = &n->worker_state[i].shard.pubsub;
 			out->gossip.frames_dropped += wisp_stat_get(&ps->over_budget) + wisp_stat_get(&ps->expired);
@@ -958,6 +987,7 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 	}
 	out->net.identify_errors = wisp_stat_get(&n->net.identify_errors);
 	out->net.ping_errors = wisp_stat_get(&n->net.ping_errors);
+	out->net.peer_record_errors = wisp_stat_get(&n->net.peer_record_errors);
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < n->n_workers && k < WISP_STATS_MAX_THREADS; i++)
 		loop_stats(&n->workers[i], &out->thread[k++]);

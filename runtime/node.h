@@ -22,6 +22,9 @@ struct wisp_scoring;
 
 #define WISP_MAX_LISTEN 8
 #define WISP_MAX_ADVERTISE 16
+/* Our peer record: at most 16 addresses of at most 64 bytes, a key and a
+ * signature fit well within this. */
+#define WISP_NODE_RECORD_MAX 2048
 
 enum wisp_node_state { NODE_NEW = 0, NODE_RUNNING = 1, NODE_STOPPED = 2 };
 
@@ -62,11 +65,19 @@ struct wisp_node {
 		uint32_t n_advertise;                 /* identify listenAddrs (wildcards expanded) */
 		uint8_t advertise[WISP_MAX_ADVERTISE][64];
 		uint32_t advertise_len[WISP_MAX_ADVERTISE];
+		/* Our signed peer record (codec/peer_record.h) of the advertised
+		 * addresses, sealed at start before any thread runs, seq = the
+		 * wall clock then in ns (RFC 0003 allows epoch time; a restart
+		 * gives a larger one). Sent in identify; len 0 when the node
+		 * listens nowhere (as js-libp2p: nothing to certify). */
+		uint8_t record[WISP_NODE_RECORD_MAX];
+		uint32_t record_len;
 		char agent[128];
 		size_t pubsub_budget;        /* gossipsub frames queued per connection, bytes */
 		uint32_t pubsub_max_frames;  /* ... and frames per priority class */
 		uint32_t pubsub_max_rpc;     /* largest RPC frame accepted */
 		wisp_stat identify_errors, ping_errors; /* several writers */
+		wisp_stat peer_record_errors;           /* several writers: refused records in identify */
 	} net;
 
 	/* Explicit gossip peers, parsed from the options (read-only). */

@@ -400,7 +400,8 @@ static void on_event(cli *c, const wisp_event *ev)
 			print_list(id->listen_addrs, id->n_listen_addrs);
 			printf(",\"observed_addr\":");
 			jl_put_string(stdout, id->observed_addr);
-			printf(",\"public_key\":\"%s\",\"push\":%s}\n", hex, id->push ? "true" : "false");
+			printf(",\"public_key\":\"%s\",\"push\":%s,\"signed_peer_record\":%d}\n", hex,
+			       id->push ? "true" : "false", id->signed_peer_record);
 		} else {
 			printf("identify %s: agent \"%s\", %u protocols, %u listen addresses\n", id->peer_text, id->agent,
 			       id->n_protocols, id->n_listen_addrs);
@@ -606,12 +607,15 @@ static void print_stats(cli *c, uint64_t cookie)
 		       "\"handshake_failures\":%llu,\"handshake_timeouts\":%llu,\"peer_errors\":%llu,"
 		       "\"slow_closes\":%llu,\"conn_limit\":%llu,\"dial_failures\":%llu,\"bytes_in\":%llu,"
 		       "\"bytes_out\":%llu,\"resets\":%llu,\"streams_refused\":%llu,\"streams_capped\":%llu,"
-		       "\"identify_errors\":%llu,\"ping_errors\":%llu,\"pool_in_use\":%llu,\"mailbox_full\":%llu,"
+		       "\"identify_errors\":%llu,\"ping_errors\":%llu,\"peer_record_errors\":%llu,"
+		       "\"pool_in_use\":%llu,\"mailbox_full\":%llu,"
 		       "\"events_dropped\":%llu,\"gossip\":{\"peers\":%llu,\"rpc_in\":%llu,\"rpc_out\":%llu,"
 		       "\"rpc_bad\":%llu,\"msg_in\":%llu,\"msg_duplicate\":%llu,\"msg_accepted\":%llu,"
 		       "\"msg_delivered\":%llu,\"msg_forwarded\":%llu,\"msg_rejected\":%llu,"
 		       "\"msg_bad_signature\":%llu,\"msg_policy\":%llu,\"published\":%llu,"
-		       "\"idontwant_in\":%llu,\"idontwant_out\":%llu,\"frames_dropped\":%llu}",
+		       "\"idontwant_in\":%llu,\"idontwant_out\":%llu,\"frames_dropped\":%llu,"
+		       "\"px_received\":%llu,\"px_ignored\":%llu,\"px_bad_record\":%llu,"
+		       "\"px_unsupported_key\":%llu,\"px_dialed\":%llu,\"px_records_sent\":%llu}",
 		       (unsigned long long)s.net.conns_in, (unsigned long long)s.net.conns_out,
 		       (unsigned long long)s.net.open, (unsigned long long)s.net.upgraded,
 		       (unsigned long long)s.net.handshake_failures, (unsigned long long)s.net.handshake_timeouts,
@@ -620,7 +624,8 @@ static void print_stats(cli *c, uint64_t cookie)
 		       (unsigned long long)s.net.bytes_in, (unsigned long long)s.net.bytes_out,
 		       (unsigned long long)s.net.resets, (unsigned long long)s.net.streams_refused,
 		       (unsigned long long)s.net.streams_capped, (unsigned long long)s.net.identify_errors,
-		       (unsigned long long)s.net.ping_errors, (unsigned long long)s.pool_in_use,
+		       (unsigned long long)s.net.ping_errors, (unsigned long long)s.net.peer_record_errors,
+		       (unsigned long long)s.pool_in_use,
 		       (unsigned long long)s.mailbox_full, (unsigned long long)s.events_dropped,
 		       (unsigned long long)s.gossip.peers, (unsigned long long)s.gossip.rpc_in,
 		       (unsigned long long)s.gossip.rpc_out, (unsigned long long)s.gossip.rpc_bad,
@@ -629,7 +634,10 @@ static void print_stats(cli *c, uint64_t cookie)
 		       (unsigned long long)s.gossip.msg_forwarded, (unsigned long long)s.gossip.msg_rejected,
 		       (unsigned long long)s.gossip.msg_bad_signature, (unsigned long long)s.gossip.msg_policy,
 		       (unsigned long long)s.gossip.published, (unsigned long long)s.gossip.idontwant_in,
-		       (unsigned long long)s.gossip.idontwant_out, (unsigned long long)s.gossip.frames_dropped);
+		       (unsigned long long)s.gossip.idontwant_out, (unsigned long long)s.gossip.frames_dropped,
+		       (unsigned long long)s.gossip.px_received, (unsigned long long)s.gossip.px_ignored,
+		       (unsigned long long)s.gossip.px_bad_record, (unsigned long long)s.gossip.px_unsupported_key,
+		       (unsigned long long)s.gossip.px_dialed, (unsigned long long)s.gossip.px_records_sent);
 		put_id(c, cookie);
 		printf("}\n");
 	} else {

@@ -1,6 +1,8 @@
 #include "actors/gossip/actor.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,6 +10,7 @@
 
 #include "actors/scoring/actor.h"
 #include "codec/compress.h"
+#include "codec/peer_record.h"
 #include "net/pubsub.h"
 #include "peerset/peers.h"
 #include "runtime/mem.h"
@@ -27,6 +30,22 @@ typedef struct gpeer {
 	wisp_peer_id id;
 } gpeer;
 
+/* A connection's signed peer record from identify, verified by the worker;
+ * what our PX says about the peer. Kept per connection slot (identify and
+ * gossipsub come up in either order), released with the connection. */
+typedef struct crec {
+	wisp_conn_ref ref;
+	uint64_t seq;
+	wisp_buf *buf; /* NULL: none */
+} crec;
+
+/* A PX dial in flight: the peer counts towards the target until it comes
+ * up as a gossip peer or the dial must have ended. */
+typedef struct pxdial {
+	wisp_peer_id id;     /* len 0: free */
+	wisp_tstamp until;
+} pxdial;
+
 struct wisp_gossip {
 	wisp_node *node;
 	wisp_actor *actor;
@@ -36,6 +55,8 @@ struct wisp_gossip {
 	int32_t *by_conn;         /* handle per (worker, slot) of a connection ref, -1 none:
 				     found per RPC without a walk over the peers */
 	uint32_t conns_per_worker;
+	crec *records;            /* per (worker, slot), like by_conn */
+	pxdial *px_dials;         /* cfg.px_peers */
 	gtopic *topics;           /* per router topic number (set while subscribed) */
 	wisp_zstd *zstd;          /* compressed topics: made at the first subscription */
 	uint8_t *zbuf;            /* compressed data to publish, or decompressed data */
@@ -51,6 +72,16 @@ struct wisp_gossip {
 	wisp_timer hb;
 	wisp_gossip_stats st;
 };
+
+static void release_records(wisp_gossip *g)
+{
+	if (!g->records)
+		return;
+	for (size_t i = 0; i < (size_t)g->node->n_workers * g->conns_per_worker; i++) {
+		wisp_buf_unref(g->records[i].buf);
+		g->records[i].buf = NULL;
+	}
+}
 
 int wisp_gossip_new(wisp_gossip **out, wisp_node *node, const wisp_gs_config *cfg)
 {
@@ -69,7 +100,9 @@ int wisp_gossip_new(wisp_gossip **out, wisp_node *node, const wisp_gs_config *cf
 	if (g->by_conn)
 		for (size_t i = 0; i < (size_t)node->n_workers * g->conns_per_worker; i++)
 			g->by_conn[i] = -1;
-	if (!g->peers || !g->topics || !g->scratch || !g->scores || !g->by_conn) {
+	g->records = wisp_calloc(node->mem, (size_t)node->n_workers * g->conns_per_worker, sizeof(*g->records));
+	g->px_dials = wisp_calloc(node->mem, cfg->px_peers ? cfg->px_peers : 1, sizeof(*g->px_dials));
+	if (!g->peers || !g->topics || !g->scratch || !g->scores || !g->by_conn || !g->records || !g->px_dials) {
 		wisp_gossip_free(g);
 		return WISP_ERR_NOMEM;
 	}
@@ -82,6 +115,9 @@ void wisp_gossip_free(wisp_gossip *g)
 	if (!g)
 		return;
 	wisp_gs_router_free(g->router);
+	release_records(g);
+	wisp_free(g->node->mem, g->records);
+	wisp_free(g->node->mem, g->px_dials);
 	wisp_free(g->node->mem, g->scores);
 	wisp_free(g->node->mem, g->by_conn);
 	wisp_free(g->node->mem, g->peers);
@@ -158,6 +194,8 @@ static void to_scoring(wisp_gossip *g, uint32_t type, uint64_t a, uint64_t b, wi
 	}
 }
 
+static void px_dial_done(wisp_gossip *g, const wisp_peer_id *id);
+
 static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 {
 	const wisp_pubsub_peer *pp = (const wisp_pubsub_peer *)m->buf->data;
@@ -184,6 +222,7 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 	if (e)
 		*e = (int32_t)h;
 	g->n_peers++;
+	px_dial_done(g, &pp->peer);
 	wisp_stat_add(&g->st.peers, 1);
 	wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_scoring_peer));
 	if (b) {
@@ -199,6 +238,14 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 
 static void peer_down(wisp_gossip *g, wisp_conn_ref ref, wisp_tstamp now)
 {
+	int32_t *e = conn_entry(g, ref);
+	if (e) {
+		crec *cr = &g->records[e - g->by_conn];
+		if (cr->buf && cr->ref == ref) {
+			wisp_buf_unref(cr->buf);
+			cr->buf = NULL;
+		}
+	}
 	int64_t h = handle_of_ref(g, ref);
 	if (h < 0)
 		return;
@@ -207,6 +254,162 @@ static void peer_down(wisp_gossip *g, wisp_conn_ref ref, wisp_tstamp now)
 	g->peers[h].used = false;
 	g->n_peers--;
 	to_scoring(g, WISP_SMSG_PEER_REMOVE, (uint64_t)h, 0, NULL);
+}
+
+/* identify brought the connection's signed record (the worker verified
+ * it names the connection's peer). A newer one (identify push) replaces
+ * it; an older one is dropped. */
+static void on_record(wisp_gossip *g, wisp_msg *m)
+{
+	int32_t *e = conn_entry(g, m->a);
+	if (!e)
+		return;
+	crec *cr = &g->records[e - g->by_conn];
+	if (cr->buf && cr->ref == m->a && m->b < cr->seq)
+		return;
+	/* a record left from an earlier connection in this slot goes too */
+	wisp_buf_unref(cr->buf);
+	*cr = (crec){ .ref = m->a, .seq = m->b, .buf = m->buf };
+	m->buf = NULL;
+}
+
+/* ---- peer exchange ------------------------------------------------------ */
+
+wisp_px_verdict wisp_gossip_px_record(const wisp_peer_id *entry, const uint8_t *record, size_t len,
+				      wisp_dial_req *out)
+{
+	if (!record || !len)
+		return WISP_PX_NO_RECORD;
+	wisp_peer_record rec;
+	int rc = wisp_peer_record_open(&rec, record, len);
+	if (rc == WISP_ERR_UNSUPPORTED)
+		return WISP_PX_UNSUPPORTED_KEY;
+	/* a record of another peer than the entry names: whoever relays it
+	 * would send us to an address the entry's peer never certified */
+	if (rc || !wisp_peer_id_equal(&rec.peer, entry))
+		return WISP_PX_BAD_RECORD;
+	struct sockaddr_storage ss[WISP_PEER_RECORD_MAX_ADDRS];
+	socklen_t sl[WISP_PEER_RECORD_MAX_ADDRS];
+	size_t n = wisp_peer_record_tcp(&rec, ss, sl, WISP_PEER_RECORD_MAX_ADDRS);
+	if (!n)
+		return WISP_PX_NO_ADDR;
+	/* One address is dialed. A record lists every interface of the host,
+	 * loopback too, which reaches the peer only from its own host: take
+	 * the first other one, else the first. */
+	size_t pick = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool loop = ss[i].ss_family == AF_INET
+				    ? (ntohl(((const struct sockaddr_in *)&ss[i])->sin_addr.s_addr) >> 24) == 127
+				    : IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&ss[i])->sin6_addr);
+		if (!loop) {
+			pick = i;
+			break;
+		}
+	}
+	memset(out, 0, sizeof(*out));
+	out->addr = ss[pick];
+	out->addr_len = sl[pick];
+	out->has_peer = true;
+	out->peer = rec.peer;
+	return WISP_PX_DIAL;
+}
+
+/* PX dials in flight that still count; expired entries are freed. */
+static uint32_t px_dials_live(wisp_gossip *g, wisp_tstamp now)
+{
+	uint32_t live = 0;
+	for (uint32_t i = 0; i < g->cfg.px_peers; i++) {
+		if (g->px_dials[i].id.len && g->px_dials[i].until <= now)
+			g->px_dials[i].id.len = 0;
+		live += g->px_dials[i].id.len != 0;
+	}
+	return live;
+}
+
+static pxdial *px_dial_find(wisp_gossip *g, const wisp_peer_id *id)
+{
+	for (uint32_t i = 0; i < g->cfg.px_peers; i++)
+		if (g->px_dials[i].id.len && wisp_peer_id_equal(&g->px_dials[i].id, id))
+			return &g->px_dials[i];
+	return NULL;
+}
+
+/* The peer came up: it is one of n_peers now. */
+static void px_dial_done(wisp_gossip *g, const wisp_peer_id *id)
+{
+	pxdial *d = px_dial_find(g, id);
+	if (d)
+		d->id.len = 0;
+}
+
+/* A peer suggested in a PRUNE of a peer we trust (the router checked its
+ * score). Dialed when its record verifies for the entry's peer id, it is
+ * not already a gossip peer or being dialed, and the node has fewer gossip
+ * peers (dials in flight included) than D_hi: a node with D_hi peers can
+ * fill a mesh to D_hi on any topic they share without new connections,
+ * and below that PX is how a pruned node finds more. The bound also keeps
+ * a trusted peer from making us open connections without end. The cheap
+ * checks come first, so the signature check (on this thread: at most
+ * px_peers per PRUNE, from well-scored peers only) runs only for a peer we
+ * would dial. */
+static void r_px(void *ctx, const uint8_t *peer_id, size_t len, const uint8_t *record, size_t record_len)
+{
+	wisp_gossip *g = ctx;
+	wisp_tstamp now = wisp_loop_now(g->actor->loop);
+	wisp_peer_id id;
+	if (!record) {
+		/* nothing we can dial: addresses come only in signed records */
+		wisp_stat_add(&g->st.px_ignored, 1);
+		return;
+	}
+	if (wisp_peer_id_from_bytes(&id, peer_id, len) != WISP_OK) {
+		wisp_stat_add(&g->st.px_bad_record, 1);
+		return;
+	}
+	if (wisp_peer_id_equal(&id, &g->node->peer_id) || handle_of_id(g, &id) >= 0 || px_dial_find(g, &id) ||
+	    g->n_peers + px_dials_live(g, now) >= g->cfg.d_hi) {
+		wisp_stat_add(&g->st.px_ignored, 1);
+		return;
+	}
+	wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_dial_req));
+	if (!b) {
+		wisp_stat_add(&g->st.px_ignored, 1);
+		return;
+	}
+	wisp_dial_req *req = (wisp_dial_req *)b->data;
+	switch (wisp_gossip_px_record(&id, record, record_len, req)) {
+	case WISP_PX_DIAL:
+		break;
+	case WISP_PX_BAD_RECORD:
+		wisp_stat_add(&g->st.px_bad_record, 1);
+		wisp_buf_unref(b);
+		return;
+	case WISP_PX_UNSUPPORTED_KEY:
+		wisp_stat_add(&g->st.px_unsupported_key, 1);
+		wisp_buf_unref(b);
+		return;
+	default:
+		wisp_stat_add(&g->st.px_ignored, 1);
+		wisp_buf_unref(b);
+		return;
+	}
+	b->len = sizeof(*req);
+	wisp_msg m = { .type = WISP_PMSG_PX_DIAL, .buf = b };
+	if (wisp_actor_send(&g->node->peers, &m, g->actor) != WISP_OK) {
+		wisp_buf_unref(b);
+		wisp_stat_add(&g->st.px_ignored, 1);
+		return;
+	}
+	wisp_stat_add(&g->st.px_dialed, 1);
+	for (uint32_t i = 0; i < g->cfg.px_peers; i++)
+		if (!g->px_dials[i].id.len) {
+			/* the dial and the handshake each have their timeout;
+			 * past both the peer is up or the dial failed */
+			g->px_dials[i] = (pxdial){ .id = id,
+						   .until = now + g->node->net.dial_timeout_ns +
+							    g->node->net.handshake_timeout_ns };
+			break;
+		}
 }
 
 /* ---- router callbacks -------------------------------------------------- */
@@ -403,14 +606,19 @@ static void r_score_event(void *ctx, const wisp_gs_score_event *ev)
 		to_scoring(g, WISP_SMSG_EVENT, a, b, NULL);
 }
 
-static void r_px(void *ctx, const uint8_t *peer_id, size_t len)
+/* Our record of peer's connection, for the PX we send about it. */
+static const uint8_t *r_peer_record(void *ctx, uint32_t peer, size_t *len)
 {
 	wisp_gossip *g = ctx;
-	(void)peer_id;
-	(void)len;
-	/* PX records carry no address we can dial without signed peer
-	 * records: counted, not followed. */
-	wisp_stat_add(&g->st.px_ignored, 1);
+	*len = 0;
+	if (peer >= g->cfg.max_peers || !g->peers[peer].used)
+		return NULL;
+	int32_t *e = conn_entry(g, g->peers[peer].ref);
+	const crec *cr = e ? &g->records[e - g->by_conn] : NULL;
+	if (!cr || !cr->buf || cr->ref != g->peers[peer].ref)
+		return NULL;
+	*len = cr->buf->len;
+	return cr->buf->data;
 }
 
 static double r_score(void *ctx, uint32_t peer)
@@ -429,6 +637,7 @@ static const wisp_gs_ops router_ops = {
 	.deliver = r_deliver,
 	.score_event = r_score_event,
 	.px = r_px,
+	.peer_record = r_peer_record,
 	.score = r_score,
 };
 
@@ -634,6 +843,7 @@ static void gossip_stop(wisp_actor *a, wisp_tstamp now)
 	 * give them back with the actor, so a stopped node holds nothing */
 	wisp_gs_router_free(g->router);
 	g->router = NULL;
+	release_records(g);
 }
 
 static void gossip_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
@@ -659,6 +869,10 @@ static void gossip_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 			wisp_stat_add(&g->st.rpc_errors, 1);
 		break;
 	}
+	case WISP_GMSG_RECORD:
+		if (m->buf)
+			on_record(g, m);
+		break;
 	case WISP_GMSG_DROPPED:
 		wisp_stat_add(&g->st.frames_dropped, m->b >> 8);
 		break;

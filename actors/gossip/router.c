@@ -1079,14 +1079,45 @@ static void ob_graft(wisp_gs_router *r, uint32_t t)
 	r->out->graft[r->out->n_graft++] = topic_bytes(r, t);
 }
 
+/* The record ops.peer_record gives for peer, if it may be sent. */
+static const uint8_t *px_record(wisp_gs_router *r, uint32_t peer, size_t *len)
+{
+	*len = 0;
+	if (!r->ops.peer_record)
+		return NULL;
+	const uint8_t *rec = r->ops.peer_record(r->ctx, peer, len);
+	if (!rec || *len == 0 || *len > WISP_GS_MAX_PEER_RECORD) {
+		*len = 0;
+		return NULL;
+	}
+	return rec;
+}
+
+/* px_record() within one PRUNE's share of an RPC: the records of a PRUNE
+ * take at most half of max_rpc (the rest go as bare ids), so a PRUNE always
+ * fits an RPC whatever px_peers and the records' sizes. *used adds up
+ * what was taken; the same calls in the same order decide the same. */
+static const uint8_t *px_prune_record(wisp_gs_router *r, uint32_t peer, size_t *used, size_t *len)
+{
+	const uint8_t *rec = px_record(r, peer, len);
+	if (rec && *used + *len > r->cfg.lim.max_rpc / 2) {
+		*len = 0;
+		return NULL;
+	}
+	*used += *len;
+	return rec;
+}
+
 /* PRUNE for t, with backoff and PX (up to px_peers subscribers of t scoring
- * >= 0, random) for peers that speak v1.1. */
+ * >= 0, random, each with its signed peer record when the owner has one)
+ * for peers that speak v1.1. */
 static void ob_prune(wisp_gs_router *r, uint32_t t, uint64_t backoff_ns, bool px)
 {
 	wisp_gs_rpc *o = r->out;
 	uint32_t peer = r->ob.peer;
 	bool v11 = r->peers[peer].proto >= WISP_GS_PROTO_V11;
 	uint32_t npx = 0;
+	size_t px_bytes = 0;
 
 	if (v11 && px && r->cfg.do_px && r->cfg.px_peers) {
 		for (uint32_t ri = r->topics[t].head; ri != NIL; ri = r->recs[ri].tnext) {
@@ -1097,11 +1128,17 @@ static void ob_prune(wisp_gs_router *r, uint32_t t, uint64_t backoff_ns, bool px
 		shuffle(r, r->scr, npx);
 		if (npx > r->cfg.px_peers)
 			npx = r->cfg.px_peers;
+		size_t rec_bytes = 0;
+		for (uint32_t i = 0; i < npx; i++) {
+			size_t rl;
+			(void)px_prune_record(r, r->scr[i], &rec_bytes, &rl);
+			px_bytes += WISP_PEER_ID_MAX + 8 + rl;
+		}
 	}
-	ob_room(r, o->n_prune, o->lim.max_prune, r->topics[t].len + npx * (WISP_PEER_ID_MAX + 4));
+	ob_room(r, o->n_prune, o->lim.max_prune, r->topics[t].len + px_bytes);
 	if (o->n_px + npx > o->lim.max_px) {
 		ob_flush(r);
-		r->ob.bytes += r->topics[t].len + npx * (WISP_PEER_ID_MAX + 4) + 16;
+		r->ob.bytes += r->topics[t].len + px_bytes + 16;
 	}
 	wisp_gs_prune *pr = &o->prune[o->n_prune++];
 	memset(pr, 0, sizeof(*pr));
@@ -1111,11 +1148,23 @@ static void ob_prune(wisp_gs_router *r, uint32_t t, uint64_t backoff_ns, bool px
 		pr->backoff = backoff_ns / WISP_NS_PER_S;
 	}
 	pr->px.first = o->n_px;
+	size_t rec_bytes = 0;
 	for (uint32_t i = 0; i < npx; i++) {
 		wisp_gs_peer_info *pi = &o->px[o->n_px++];
 		memset(pi, 0, sizeof(*pi));
 		pi->peer_id.data = r->peers[r->scr[i]].id.bytes;
 		pi->peer_id.len = r->peers[r->scr[i]].id.len;
+		size_t rl;
+		const uint8_t *rec = px_prune_record(r, r->scr[i], &rec_bytes, &rl);
+		if (rec) {
+			/* the owner keeps these bytes until this router call
+			 * returns, and the RPC is encoded before that */
+			pi->has_record = true;
+			pi->record.data = rec;
+			pi->record.len = (uint32_t)rl;
+			r->st.px_out_records++;
+		}
+		r->st.px_out++;
 		pr->px.n++;
 	}
 }
@@ -1854,7 +1903,8 @@ static void on_prune(wisp_gs_router *r, uint32_t peer, double sc, wisp_tstamp no
 				continue;
 			}
 			r->st.px_accepted++;
-			r->ops.px(r->ctx, pi->peer_id.data, pi->peer_id.len);
+			r->ops.px(r->ctx, pi->peer_id.data, pi->peer_id.len, pi->has_record ? pi->record.data : NULL,
+				  pi->has_record ? pi->record.len : 0);
 		}
 	}
 }

@@ -24,7 +24,8 @@
  *     negative scores pruned, opportunistic grafting every
  *     opportunistic_graft_ticks heartbeats, PRUNE backoff both ways (remote
  *     backoffs clamped to [backoff_min, backoff_max]), PX to and from
- *     well-scored peers only;
+ *     well-scored peers only (our entries carry the signed peer records
+ *     ops.peer_record gives; received entries go to ops.px as they came);
  *   - fanout for topics we publish to without subscribing (mesh publish),
  *     forgotten fanout_ttl after the last publish; flood publishing (own
  *     messages to every subscriber above publish_threshold) per topic;
@@ -300,9 +301,19 @@ typedef struct wisp_gs_ops {
 			const uint8_t *id, size_t id_len, uint32_t from_peer);
 	/* Score inputs for the scoring actor. Optional. */
 	void (*score_event)(void *ctx, const wisp_gs_score_event *ev);
-	/* A peer id suggested by PX in a PRUNE from a peer scoring at least
-	 * accept_px_threshold (at most px_peers per PRUNE). Optional. */
-	void (*px)(void *ctx, const uint8_t *peer_id, size_t len);
+	/* A peer suggested by PX in a PRUNE from a peer scoring at least
+	 * accept_px_threshold (at most px_peers per PRUNE): its id and its
+	 * signed peer record (record NULL and record_len 0 when the entry had
+	 * none), both as received, unchecked, valid during the call. Verifying
+	 * the record and dialing are the owner's (codec/peer_record.h).
+	 * Optional. */
+	void (*px)(void *ctx, const uint8_t *peer_id, size_t len, const uint8_t *record, size_t record_len);
+	/* The signed peer record of peer (from its identify), to send with it
+	 * when PX names it; NULL when there is none. The bytes must stay valid
+	 * until the router call that asked returns. At most
+	 * WISP_GS_MAX_PEER_RECORD bytes are sent (a longer one is left out).
+	 * Optional: without it PX entries carry the peer id only. */
+	const uint8_t *(*peer_record)(void *ctx, uint32_t peer, size_t *len);
 	/* The current score of peer (the owner's snapshot). NULL: 0 for all. */
 	double (*score)(void *ctx, uint32_t peer);
 } wisp_gs_ops;
@@ -337,6 +348,7 @@ typedef struct wisp_gs_router_stats {
 	uint64_t ihave_in, ihave_ignored, iwant_in_ids, iwant_served, iwant_unknown;
 	uint64_t iwant_budget, iwant_out_ids, promises_broken, promises_dropped;
 	uint64_t graft_in, graft_refused, graft_backoff, prune_in, px_accepted, px_ignored;
+	uint64_t px_out, px_out_records; /* PX entries in our PRUNEs, and those with a record */
 	uint64_t idontwant_in, idontwant_dropped, idontwant_out;
 	uint64_t seen_evicted, mcache_evicted, backoff_dropped;
 	uint64_t mesh_grafts, mesh_prunes; /* by us */

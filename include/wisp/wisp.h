@@ -79,6 +79,11 @@ typedef struct wisp_options {
 
 #define WISP_MAX_EXPLICIT_PEERS 64
 #define WISP_COOKIE_EXPLICIT 0xffffffff00000000ull
+/* Dials the node makes by itself after gossipsub peer exchange (a PRUNE
+ * from a peer scoring at least the accept-PX threshold named peers, with
+ * their signed peer records): their CONNECTED / DIAL_FAILED events carry
+ * this cookie. */
+#define WISP_COOKIE_PX 0xfffffffe00000000ull
 
 /* Diagnostic protocols, off by default: a peer could make us send bytes. */
 #define WISP_SERVICE_PERF 1u /* serve /perf/1.0.0 */
@@ -172,6 +177,11 @@ typedef struct wisp_identify_info {
 	uint32_t skipped_addrs;
 	uint8_t public_key[64];       /* protobuf PublicKey, as sent */
 	uint32_t public_key_len;
+	/* The signed peer record (identify field 8): 1 when it came, verified
+	 * and names this peer (gossipsub PX then hands it on to others); 0 when
+	 * there was none; < 0 the WISP_ERR_* it was refused with (the identify
+	 * itself stands). */
+	int signed_peer_record;
 } wisp_identify_info;
 
 /* u.ping */
@@ -469,6 +479,9 @@ typedef struct wisp_stats {
 						   arrive after our GO_AWAY) */
 		uint64_t identify_errors;       /* bad identify messages */
 		uint64_t ping_errors;           /* failed ping round trips */
+		uint64_t peer_record_errors;    /* signed peer records in identify refused (bad
+						   signature, another peer's, a key type wisp does
+						   not verify) */
 	} net;
 	struct {
 		uint64_t peers;                 /* gossipsub peers now */
@@ -483,6 +496,20 @@ typedef struct wisp_stats {
 						   for a higher-priority topic's */
 		uint64_t msg_decompress_failed; /* compressed topics: not zstd, corrupt, or over max_size */
 		uint64_t verify_dealt;          /* signature checks done on the workers */
+		/* peer exchange (PX): peers named in PRUNEs, each with a signed
+		 * peer record (gossipsub v1.1) */
+		uint64_t px_received;           /* entries taken from PRUNEs of peers scoring at least
+						   the accept-PX threshold (at most px_peers per PRUNE) */
+		uint64_t px_ignored;            /* entries not followed: from peers below the
+						   threshold, past px_peers, without a record or a TCP
+						   address, already connected, or the node had enough
+						   gossip peers */
+		uint64_t px_bad_record;         /* records that did not verify, or named another peer
+						   than their entry: never dialed */
+		uint64_t px_unsupported_key;    /* records signed with a key type wisp does not
+						   verify (Ed25519, RSA, ECDSA): not dialed */
+		uint64_t px_dialed;             /* dials made for PX (cookie WISP_COOKIE_PX) */
+		uint64_t px_records_sent;       /* entries in our PRUNEs that carried a record */
 	} gossip;
 } wisp_stats;
 

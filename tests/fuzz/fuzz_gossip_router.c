@@ -4,8 +4,9 @@
  * and comes back; 0x0b time + 30 s. Two topics: "a" StrictSign (inline
  * verification), "b" StrictNoSign with content ids. After every step the
  * router's bookkeeping must hold (wisp_gs_router_check), errors from
- * handle_rpc must be peer faults, and every frame reference must be
- * returned at the end. */
+ * handle_rpc must be peer faults, every frame must fit max_rpc (PX entries
+ * of peers 0, 3, 6 carry 3000-byte records), and every frame reference must
+ * be returned at the end. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,10 +22,27 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#define MAX_RPC 8192u
+
 static void on_send(void *ctx, uint32_t peer, wisp_buf *f, int prio, wisp_tstamp exp)
 {
 	(void)ctx, (void)peer, (void)prio, (void)exp;
-	CHECK(f && f->len > 0);
+	CHECK(f && f->len > 0 && f->len <= MAX_RPC + 4);
+}
+
+static void on_px(void *ctx, const uint8_t *id, size_t len, const uint8_t *rec, size_t rec_len)
+{
+	(void)ctx;
+	CHECK(id && len > 0);
+	CHECK((rec == NULL) == (rec_len == 0));
+}
+
+static const uint8_t *on_peer_record(void *ctx, uint32_t peer, size_t *len)
+{
+	static uint8_t rec[3000];
+	(void)ctx;
+	*len = peer % 3 ? 0 : sizeof(rec);
+	return peer % 3 ? NULL : rec;
 }
 
 static double on_score(void *ctx, uint32_t peer)
@@ -55,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.max_idontwant = 16, c.max_idontwant_peer = 8, c.max_backoffs = 16;
 	c.d = 3, c.d_lo = 2, c.d_hi = 4, c.d_score = 1, c.d_out = 1, c.d_lazy = 2;
 	c.opportunistic_graft_ticks = 3;
-	c.lim.max_message = 4096, c.lim.max_rpc = 8192;
-	wisp_gs_ops ops = { .send = on_send, .score = on_score };
+	c.lim.max_message = 4096, c.lim.max_rpc = MAX_RPC;
+	wisp_gs_ops ops = { .send = on_send, .score = on_score, .px = on_px, .peer_record = on_peer_record };
 	wisp_gs_router *r;
 	wisp_tstamp now = 1000 * WISP_NS_PER_S;
 	CHECK(wisp_gs_router_new(&r, wisp_mem_default(), &c, &ops, scores, &key, pool, now) == 0);

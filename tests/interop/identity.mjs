@@ -1,5 +1,7 @@
 // Identity interop: wisp (C tools and helper) against js-libp2p
-// (@libp2p/crypto, @libp2p/peer-id at the versions pinned in package.json).
+// (@libp2p/crypto, @libp2p/peer-id at the versions pinned in package.json;
+// @libp2p/peer-record as package-lock.json pins it under libp2p) for keys,
+// peer ids, signatures and signed peer records.
 //
 // usage: node identity.mjs --keygen PATH --peerid PATH --helper PATH
 //
@@ -17,6 +19,8 @@ import {
   publicKeyToProtobuf
 } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
+import { multiaddr } from '@multiformats/multiaddr'
 
 const { values: opt } = parseArgs({
   options: {
@@ -38,7 +42,14 @@ const FIXED = {
   b58: '16Uiu2HAm4Ms862Gnqafssgvik4JJ1LuqWMcKNipq4nm2UaoLRbeP',
   cid: 'bafzaajiiaijccauex52wejrlxvuuaccxjdz342x2kkxdc4kvdapm4mnwmni4z75ewa',
   sigWisp: '304502210095e850b46de3a667c55a3fdeca949d621a766ee33e63f499569457d5e21dc344' +
-    '02206773ce2f38ca5f96f0eff814dfa7d91002dda1055ce969a9cfad908f145d0141'
+    '02206773ce2f38ca5f96f0eff814dfa7d91002dda1055ce969a9cfad908f145d0141',
+  // tests/unit/test_codec_peer_record.c FIXED_RECORD
+  recordSeq: 1234567890123456789n,
+  record: '0a25080212210284bf7562262bbd6940085748f3be6afa52ae317155181ece31b66351ccffa4b0120203011a57' +
+    '0a270025080212210284bf7562262bbd6940085748f3be6afa52ae317155181ece31b66351ccffa4b010958' +
+    '2a6efc79e8491111a0a0a08047f000001060fa11a160a142900000000000000000000000000000001060fa2' +
+    '2a473045022100c8dffa1adc303bc150521e3a569b5dd876f025ac7b1aca20b926aa36a64e23da022005d0' +
+    '7369649bf9c88be358e6860d3924ef49543fe4ebbe9775c9aed73b5649b1'
 }
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 
@@ -179,6 +190,85 @@ try {
   writeFileSync(fixedFile, privateKeyToProtobuf(fixedKey), { mode: 0o600 })
   const fs = wisp(opt.helper, 'sign', fixedFile, hex(msg))
   eq(fs.out[0], FIXED.sigWisp, 'wisp fixed signature = hard-coded vector')
+
+  // 7. Signed peer records (Envelope{public_key, payload_type, payload,
+  //    signature}, domain "libp2p-peer-record"), both ways.
+  //    a. The fixed key seals the same record on both sides: byte for byte
+  //       (RFC 6979 nonces), equal to the vector tests/unit hard-codes.
+  const recAddrs = ['/ip4/127.0.0.1/tcp/4001', '/ip6/::1/tcp/4002']
+  const fixedRec = await RecordEnvelope.seal(new PeerRecord({
+    peerId: fixedId, seqNumber: FIXED.recordSeq, multiaddrs: recAddrs.map((a) => multiaddr(a))
+  }), fixedKey)
+  eq(hex(fixedRec.marshal()), FIXED.record, 'js fixed peer record = hard-coded vector')
+  const ws = wisp(opt.helper, 'record-seal', fixedFile, String(FIXED.recordSeq), ...recAddrs)
+  eq(ws.status, 0, 'wisp seals the fixed peer record')
+  eq(ws.out[0], FIXED.record, 'wisp fixed peer record = js (byte for byte)')
+
+  //    b. wisp seals with its key file; js opens and certifies it.
+  const wAddrs = ['/ip4/192.0.2.7/tcp/9000', '/ip6/2001:db8::7/tcp/9001', '/dns4/example.com/tcp/9002']
+  const wr = wisp(opt.helper, 'record-seal', wispFile, '1700000000000000000', ...wAddrs)
+  eq(wr.status, 0, 'wisp seals a record with its key file')
+  let opened = null
+  try {
+    const env = await RecordEnvelope.openAndCertify(unhex(wr.out[0] ?? ''), PeerRecord.DOMAIN)
+    opened = PeerRecord.createFromProtobuf(env.payload)
+    check(peerIdFromPrivateKey(wispKey).publicKey.equals(env.publicKey), 'js: the wisp record carries the wisp key')
+  } catch (e) {
+    check(false, 'js opens and certifies the wisp record', String(e))
+  }
+  if (opened != null) {
+    check(opened.peerId.equals(wispKeyId), 'js: wisp record peer id = the key file\'s')
+    eq(String(opened.seqNumber), '1700000000000000000', 'js: wisp record seq')
+    eq(JSON.stringify(opened.multiaddrs.map(String)), JSON.stringify(wAddrs), 'js: wisp record addresses')
+  }
+  //    js refuses the wisp record once a signature byte is flipped.
+  let jsRefused = false
+  try {
+    await RecordEnvelope.openAndCertify(tamper(unhex(wr.out[0] ?? '')), PeerRecord.DOMAIN)
+  } catch {
+    jsRefused = true
+  }
+  check(jsRefused, 'js refuses a tampered wisp record')
+
+  //    c. js seals with its key (addresses wisp does and does not dial);
+  //       wisp opens it.
+  const jAddrs = ['/ip4/198.51.100.3/tcp/4001', '/ip4/198.51.100.3/udp/4001/quic-v1',
+    '/ip6/2001:db8::3/tcp/4002', '/dns4/example.org/tcp/4003']
+  const jsRec = await RecordEnvelope.seal(new PeerRecord({
+    peerId: jsId, seqNumber: 42n, multiaddrs: jAddrs.map((a) => multiaddr(a))
+  }), jsKey)
+  const jsRecHex = hex(jsRec.marshal())
+  const wo = wisp(opt.helper, 'record-open', jsRecHex)
+  eq(wo.status, 0, 'wisp opens a js record')
+  eq(wo.out[0], jsId.toString(), 'wisp: js record peer id')
+  eq(wo.out[1], '42', 'wisp: js record seq')
+  eq(wo.out[2], jAddrs[0], 'wisp: js record address 1 (tcp)')
+  eq(wo.out[3], '?' + hex(multiaddr(jAddrs[1]).bytes), 'wisp: js record address 2 (quic, kept as bytes)')
+  eq(wo.out[4], jAddrs[2], 'wisp: js record address 3 (ip6 tcp)')
+  eq(wo.out[5], jAddrs[3], 'wisp: js record address 4 (dns)')
+  eq(wo.out[6], 'tcp 2', 'wisp: two of the js record\'s addresses are dialable')
+  v = wisp(opt.helper, 'record-open', hex(tamper(jsRec.marshal())))
+  check(v.status === 1 && v.out[0] === 'WISP_ERR_BAD_SIGNATURE', 'wisp refuses a tampered js record', v.out.join(' '))
+
+  //    d. Records js makes that wisp must refuse: the RFC 0003 domain
+  //       ("libp2p-routing-state", which no implementation signs with), a
+  //       record js signed for another peer, and an Ed25519 signer.
+  const routingState = {
+    domain: 'libp2p-routing-state',
+    codec: PeerRecord.CODEC,
+    marshal: () => new PeerRecord({ peerId: jsId, seqNumber: 1n, multiaddrs: [] }).marshal()
+  }
+  v = wisp(opt.helper, 'record-open', hex((await RecordEnvelope.seal(routingState, jsKey)).marshal()))
+  check(v.status === 1 && v.out[0] === 'WISP_ERR_BAD_SIGNATURE', 'wisp refuses a record signed for another domain', v.out.join(' '))
+  const forged = await RecordEnvelope.seal(new PeerRecord({ peerId: wispKeyId, seqNumber: 1n, multiaddrs: [] }), jsKey)
+  v = wisp(opt.helper, 'record-open', hex(forged.marshal()))
+  check(v.status === 1 && v.out[0] === 'WISP_ERR_PEER_ID', 'wisp refuses a record js signed for another peer id', v.out.join(' '))
+  const edKey = await generateKeyPair('Ed25519')
+  const edRec = await RecordEnvelope.seal(new PeerRecord({
+    peerId: peerIdFromPrivateKey(edKey), seqNumber: 1n, multiaddrs: [multiaddr(jAddrs[0])]
+  }), edKey)
+  v = wisp(opt.helper, 'record-open', hex(edRec.marshal()))
+  check(v.status === 1 && v.out[0] === 'WISP_ERR_UNSUPPORTED', 'wisp refuses an Ed25519 record as unsupported', v.out.join(' '))
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

@@ -302,7 +302,10 @@ node.addEventListener('peer:identify', (evt) => {
     listen_addrs: r.listenAddrs.map(String),
     observed_addr: r.observedAddr?.toString() ?? null,
     public_key: r.publicKey != null ? hex(r.publicKey) : null,
-    signed_peer_record: r.signedPeerRecord != null
+    // js verified it against the connection's peer before this event
+    signed_peer_record: r.signedPeerRecord != null,
+    record_seq: r.signedPeerRecord != null ? String(r.signedPeerRecord.seq) : null,
+    record_addrs: r.signedPeerRecord != null ? r.signedPeerRecord.addresses.map(String) : []
   })
 })
 

@@ -266,6 +266,12 @@ async function scenario (name, keys, baseline) {
         // What the remote saw of us: the address our connection has on its side.
         eq(stripP2p(ev.observed_addr), stripP2p(remote.conn.addr), `${who}: observed addr = ${remote.name}'s view of the connection`)
       }
+      // Signed peer records both ways: js certified wisp's (its addresses
+      // are wisp's listen address), wisp verified js's.
+      check(ij.signed_peer_record === true, 'js took the signed peer record in wisp\'s identify', JSON.stringify(ij.signed_peer_record))
+      check((ij.record_addrs ?? []).map(stripP2p).includes(W.listen), `js: wisp's record lists ${W.listen}`, JSON.stringify(ij.record_addrs))
+      check(/^\d+$/.test(ij.record_seq ?? '') && BigInt(ij.record_seq) > 0n, 'js: wisp\'s record has a seq', ij.record_seq)
+      eq(iw.signed_peer_record, 1, 'wisp verified the signed peer record in js\'s identify')
       fig.identify = { js_of_wisp_protocols: ij.protocols, wisp_of_js_protocols: iw.protocols, js_signed_peer_record_from_wisp: ij.signed_peer_record }
     })
 
@@ -381,7 +387,7 @@ async function scenario (name, keys, baseline) {
       eq(st.conns_in, wispDials ? 0 : 1, 'wisp stats: conns_in')
       eq(st.conns_out, wispDials ? 1 : 0, 'wisp stats: conns_out')
       for (const k of ['peer_errors', 'handshake_failures', 'handshake_timeouts', 'identify_errors', 'ping_errors',
-        'dial_failures', 'slow_closes', 'events_dropped']) {
+        'peer_record_errors', 'dial_failures', 'slow_closes', 'events_dropped']) {
         eq(st[k], 0, `wisp stats: ${k}`)
       }
       console.log(`  wisp stats: bytes_in ${st.bytes_in}, bytes_out ${st.bytes_out}, resets ${st.resets}, ` +

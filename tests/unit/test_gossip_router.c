@@ -81,7 +81,11 @@ typedef struct solo {
 	int validate_calls, verify_calls;
 	int reenter_rc;
 	bool try_reenter;
-	int px_calls;
+	int px_calls, px_with_record;
+	uint8_t px_last_record[32];
+	size_t px_last_record_len;
+	bool give_records;          /* ops.peer_record answers for even handles */
+	char records[MAXP][24];
 	wisp_gs_rpc *dec;
 } solo;
 
@@ -143,12 +147,31 @@ static void s_event(void *ctx, const wisp_gs_score_event *ev)
 	s->n_ev++;
 }
 
-static void s_px(void *ctx, const uint8_t *id, size_t len)
+static void s_px(void *ctx, const uint8_t *id, size_t len, const uint8_t *record, size_t record_len)
 {
 	solo *s = ctx;
 	(void)id;
 	assert_true(len > 0);
+	assert_true((record == NULL) == (record_len == 0));
 	s->px_calls++;
+	if (record) {
+		s->px_with_record++;
+		assert_true(record_len <= sizeof(s->px_last_record));
+		memcpy(s->px_last_record, record, record_len);
+		s->px_last_record_len = record_len;
+	}
+}
+
+static const uint8_t *s_peer_record(void *ctx, uint32_t peer, size_t *len)
+{
+	solo *s = ctx;
+	if (!s->give_records || peer % 2) {
+		*len = 0;
+		return NULL;
+	}
+	snprintf(s->records[peer], sizeof(s->records[peer]), "record-%u", peer);
+	*len = strlen(s->records[peer]);
+	return (const uint8_t *)s->records[peer];
 }
 
 static double s_score(void *ctx, uint32_t peer)
@@ -187,6 +210,7 @@ static solo *solo_new(const wisp_gs_config *cfg, bool with_validate)
 			    .deliver = s_deliver,
 			    .score_event = s_event,
 			    .px = s_px,
+			    .peer_record = s_peer_record,
 			    .score = s_score };
 	wisp_gs_config def;
 	if (!cfg) {
@@ -350,7 +374,11 @@ static void peer_prune(solo *s, uint32_t peer, const uint8_t *topic, size_t len,
 	for (uint32_t i = 0; i < n_px; i++) {
 		id_for(&ids[i], 500 + i);
 		b->r->px[i].peer_id = bs(ids[i].bytes, ids[i].len);
-		b->r->px[i].has_record = false;
+		/* the second entry has a record (its bytes go to ops.px as they
+		 * came: the owner verifies them) */
+		b->r->px[i].has_record = i == 1;
+		if (i == 1)
+			b->r->px[i].record = bs((const uint8_t *)"signed-record", 13);
 	}
 	pr->px.n = n_px;
 	b->r->n_px = n_px;
@@ -734,6 +762,9 @@ static void test_px(void **state)
 	s->scores[3] = 1000;
 	peer_prune(s, 3, TOPIC, TLEN, true, 60, 3);
 	assert_int_equal(s->px_calls, 3);
+	assert_int_equal(s->px_with_record, 1);
+	assert_int_equal(s->px_last_record_len, 13);
+	assert_memory_equal(s->px_last_record, "signed-record", 13);
 	wisp_gs_router_stats st;
 	wisp_gs_router_stats_get(s->r, &st);
 	assert_int_equal(st.px_accepted, 3);
@@ -755,6 +786,61 @@ static void test_px(void **state)
 			assert_true(t.px > 0 && t.px <= 16);
 		}
 	}
+	solo_free(s);
+}
+
+/* Our PX carries the records the owner has (ops.peer_record); entries
+ * without one still name the peer. */
+static void test_px_records(void **state)
+{
+	(void)state;
+	solo *s = solo_new(NULL, false);
+	s->give_records = true;
+	assert_int_equal(wisp_gs_router_subscribe(s->r, TOPIC, TLEN, NULL, s->now), 0);
+	add_peers(s, 1, 6, true, WISP_GS_PROTO_V12);
+	for (uint32_t p = 1; p <= 6; p++)
+		peer_sub(s, p, TOPIC, TLEN, true);
+	heartbeat(s);
+	solo_clear(s);
+	assert_int_equal(wisp_gs_router_unsubscribe(s->r, TOPIC, TLEN, s->now), 0);
+	int pruned = 0, entries = 0, with = 0;
+	for (size_t i = 0; i < s->n_out; i++) {
+		const wisp_gs_rpc *r = solo_dec(s, i);
+		if (!r->n_prune)
+			continue;
+		pruned++;
+		uint32_t to = s->out[i].peer;
+		for (uint32_t k = 0; k < r->n_px; k++) {
+			const wisp_gs_peer_info *pi = &r->px[k];
+			/* which handle: the one whose id it is */
+			uint32_t h = 0;
+			for (uint32_t c = 1; c <= 6; c++) {
+				wisp_peer_id id;
+				id_for(&id, c);
+				if (pi->peer_id.len == id.len && !memcmp(pi->peer_id.data, id.bytes, id.len))
+					h = c;
+			}
+			assert_true(h != 0 && h != to); /* never the pruned peer itself */
+			entries++;
+			if (h % 2 == 0) {
+				char want[24];
+				snprintf(want, sizeof(want), "record-%u", h);
+				assert_true(pi->has_record);
+				assert_int_equal(pi->record.len, strlen(want));
+				assert_memory_equal(pi->record.data, want, strlen(want));
+				with++;
+			} else {
+				assert_false(pi->has_record);
+			}
+		}
+	}
+	assert_true(pruned >= 1);
+	assert_int_equal(entries, pruned * 5); /* every other subscriber */
+	assert_true(with > 0 && with < entries);
+	wisp_gs_router_stats st;
+	wisp_gs_router_stats_get(s->r, &st);
+	assert_int_equal(st.px_out, (uint64_t)entries);
+	assert_int_equal(st.px_out_records, (uint64_t)with);
 	solo_free(s);
 }
 
@@ -2052,6 +2138,7 @@ int main(void)
 		cmocka_unit_test(test_backoff_survives_reconnect),
 		cmocka_unit_test(test_graft_edge_cases),
 		cmocka_unit_test(test_px),
+		cmocka_unit_test(test_px_records),
 		cmocka_unit_test(test_message_flow_and_dedup),
 		cmocka_unit_test(test_verdicts_and_retry),
 		cmocka_unit_test(test_strict_sign),
