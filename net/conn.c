@@ -871,6 +871,11 @@ bool wisp_stream_conn_room(const wisp_stream *s)
 	return false;
 }
 
+bool wisp_conn_budget_blocked(const wisp_conn *c)
+{
+	return c->budget_blocked;
+}
+
 void wisp_conn_set_pending(wisp_conn *c, size_t bytes)
 {
 	c->pending = bytes;

@@ -211,6 +211,9 @@ size_t wisp_conn_queued(const wisp_conn *c) WISP_NONNULL(1);
 /* The owner tells how many pulled bytes still wait for the kernel; they
  * count against the send budget. May run writable() callbacks. */
 void wisp_conn_set_pending(wisp_conn *c, size_t bytes) WISP_NONNULL(1);
+/* A stream write was refused for the send budget and the streams have not
+ * heard writable() since: they wait for the kernel to take bytes. */
+bool wisp_conn_budget_blocked(const wisp_conn *c) WISP_NONNULL(1);
 
 wisp_tstamp wisp_conn_expiry(const wisp_conn *c) WISP_NONNULL(1);
 /* Handshake timeout (WISP_ERR_TIMEOUT) and yamux keep-alive. Returns 0 or

@@ -288,7 +288,7 @@ static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
 			ssize_t k = wisp_uvarint_get(r->prefix, r->prefix + r->plen, &len);
 			if (k == WISP_ERR_TRUNCATED && r->plen < sizeof(r->prefix))
 				continue;
-			if (k < 0 || len > node->net.pubsub_max_rpc || len == 0) {
+			if (k < 0 || len > node->net.pubsub_max_rpc) {
 				/* checked from the prefix, before any payload is kept */
 				wisp_stat_add(&stats_of(sc)->oversized, 1);
 				wisp_stat_add(&sc->shard->stats.peer_errors, 1);
@@ -296,6 +296,13 @@ static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
 				return;
 			}
 			r->plen = 0;
+			if (len == 0) {
+				/* An empty RPC: valid protobuf that asks nothing (go has
+				 * sent them). It used to reset the stream, which a peer
+				 * like js never reopens. */
+				wisp_stat_add(&stats_of(sc)->rpcs_in, 1);
+				continue;
+			}
 			r->cur = wisp_buf_alloc(node->pool, (size_t)len);
 			r->need = (uint32_t)len;
 			r->have = 0;

@@ -300,6 +300,11 @@ static void t_sent(void *ctx, wisp_tcp_conn *t)
 	(void)ctx;
 	wisp_shard_conn *sc = conn_of(t);
 	if (sc->conn && !sc->closing) {
+		/* The kernel took bytes: the peer reads. A stall is time without
+		 * that, not time at the budget, which a busy connection to a
+		 * fast peer may spend most of its life at. */
+		if (sc->over_budget_since)
+			sc->over_budget_since = wisp_loop_now(sc->shard->loop);
 		wisp_conn_set_pending(sc->conn, wisp_tcp_queued(t));
 		wisp_shard_mark(sc);
 	}
@@ -345,6 +350,17 @@ static const wisp_tcp_ops tcp_ops = {
 
 /* ---- flush ------------------------------------------------------------- */
 
+/* The connection cannot send: the clock of the stall timeout starts (if it
+ * is not running already). */
+static void stall_begin(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
+{
+	if (sc->over_budget_since)
+		return;
+	sc->over_budget_since = now;
+	wisp_stat_add(&s->stats.budget_stalls, 1);
+	arm_timer(sc);
+}
+
 static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 {
 	if (sc->closing || !sc->conn)
@@ -355,11 +371,8 @@ static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 		if (queued >= s->budget || wisp_tcp_room(&sc->tcp) == 0) {
 			/* The kernel holds a budget's worth: wait for a send to
 			 * complete (t_sent marks us again). */
-			if (wisp_conn_wants_write(sc->conn) && !sc->over_budget_since) {
-				sc->over_budget_since = now;
-				wisp_stat_add(&s->stats.budget_stalls, 1);
-				arm_timer(sc);
-			}
+			if (wisp_conn_wants_write(sc->conn))
+				stall_begin(s, sc, now);
 			return;
 		}
 		int err;
@@ -383,11 +396,19 @@ static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 			return;
 		}
 	}
-	if (sc->over_budget_since) {
+	wisp_conn_set_pending(sc->conn, wisp_tcp_queued(&sc->tcp));
+	/* Everything pulled is with the kernel. The budget also counts what
+	 * waits inside the connection, so a stream can be refused (and wait)
+	 * while the kernel holds less than a budget: that is a stall too,
+	 * as long as the kernel holds bytes. Without this check a peer that
+	 * stopped reading a stream of small frames (gossip) was never closed:
+	 * its frames were dropped for ever. */
+	if (!sc->closing && sc->conn && wisp_conn_budget_blocked(sc->conn) && wisp_tcp_queued(&sc->tcp) > 0) {
+		stall_begin(s, sc, now);
+	} else if (sc->over_budget_since) {
 		sc->over_budget_since = 0;
 		arm_timer(sc);
 	}
-	wisp_conn_set_pending(sc->conn, wisp_tcp_queued(&sc->tcp));
 }
 
 static bool shard_flush(void *arg, wisp_tstamp now)

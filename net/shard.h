@@ -8,9 +8,10 @@
  *
  * Budget: a connection's queued bytes (inside the connection plus those the
  * kernel has not taken yet) are bounded by conn_send_budget. Past it the
- * connection stops being pulled; if it stays past the budget for
- * stall_timeout the peer is not reading, and the connection is closed with
- * WISP_ERR_LIMIT (counted as slow_closes).
+ * connection stops being pulled and stream writes are refused; if for
+ * stall_timeout it stays there and the kernel takes none of its bytes, the
+ * peer is not reading, and the connection is closed with WISP_ERR_LIMIT
+ * (counted as slow_closes).
  *
  * Everything here runs on the worker's loop thread. Other threads reach a
  * shard only through the worker's mailbox (runtime/worker.h).
@@ -56,7 +57,7 @@ typedef struct wisp_shard_conn {
 	uint64_t cookie;          /* the dial's */
 	wisp_peer_id expect;
 	wisp_timer timer;
-	wisp_tstamp over_budget_since; /* 0 when within the budget */
+	wisp_tstamp over_budget_since; /* 0 when within the budget, else since when it made no progress */
 	struct wisp_shard_conn *next_dirty;
 	struct wisp_builtin_conn *bi; /* built-in protocols' per-connection state */
 	struct wisp_pubsub_conn *ps;  /* gossipsub's streams and send queue */

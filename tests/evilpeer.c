@@ -490,6 +490,7 @@ static int on_header(ev_peer *p)
 	switch (type) {
 	case WISP_YAMUX_DATA:
 		p->yskip = len;
+		p->ydata_id = id;
 		p->data_in += len;
 		break;
 	case WISP_YAMUX_PING:
@@ -507,10 +508,9 @@ static int on_header(ev_peer *p)
 		p->go_away_code = len;
 		break;
 	default:
-		(void)id;
 		break;
 	}
-	return 0;
+	return p->on_frame ? p->on_frame(p, type, flags, id, len) : 0;
 }
 
 static int on_plain(ev_peer *p, const uint8_t *b, size_t n)
@@ -519,8 +519,11 @@ static int on_plain(ev_peer *p, const uint8_t *b, size_t n)
 		if (p->yskip) {
 			size_t k = n < p->yskip ? n : p->yskip;
 			p->yskip -= (uint32_t)k;
+			int err = p->on_data ? p->on_data(p, p->ydata_id, b, k) : 0;
 			b += k;
 			n -= k;
+			if (err)
+				return err;
 			continue;
 		}
 		size_t k = 12 - p->yhdr_len;

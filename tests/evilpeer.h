@@ -61,6 +61,15 @@ typedef struct ev_peer {
 	uint32_t go_away_code;
 	uint64_t data_in;
 	bool answer_pings;   /* reply to the node's pings (default true) */
+
+	/* A layer above (tests/evilgossip.h) may take the streams' traffic:
+	 * on_frame sees every yamux header once it is counted (SYN, FIN, RST,
+	 * window updates), on_data the payload bytes of data frames, which are
+	 * otherwise skipped. They may send (ev_send_sealed) but not pump. A
+	 * non-zero return fails the pump with that error. NULL: not called. */
+	int (*on_frame)(struct ev_peer *p, uint8_t type, uint16_t flags, uint32_t id, uint32_t len);
+	int (*on_data)(struct ev_peer *p, uint32_t id, const uint8_t *b, size_t n);
+	uint32_t ydata_id;   /* the stream of the data frame in hand */
 } ev_peer;
 
 /* ---- sockets ------------------------------------------------------------ */

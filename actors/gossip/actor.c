@@ -28,6 +28,7 @@ typedef struct gpeer {
 	bool used;
 	wisp_conn_ref ref;   /* the connection its frames go out on */
 	wisp_peer_id id;
+	uint64_t add_seq;    /* its PEER_ADD to the scoring actor: older snapshots are not its scores */
 } gpeer;
 
 /* A connection's signed peer record from identify, verified by the worker;
@@ -63,6 +64,7 @@ struct wisp_gossip {
 	size_t zbuf_len;
 	double *scores;           /* the latest snapshot from the scoring actor */
 	uint32_t n_scores;
+	uint64_t adds;            /* PEER_ADDs numbered so far */
 	uint32_t n_peers, n_topics;
 	uint32_t next_worker;
 	/* the router's counters, copied for other threads (each word atomic) */
@@ -126,6 +128,11 @@ void wisp_gossip_free(wisp_gossip *g)
 	wisp_free(g->node->mem, g->zbuf);
 	wisp_free(g->node->mem, g->scratch);
 	wisp_free(g->node->mem, g);
+}
+
+wisp_gs_config *wisp_gossip_config_for_tests(wisp_gossip *g)
+{
+	return &g->cfg;
 }
 
 const wisp_gossip_stats *wisp_gossip_stats_of(const wisp_gossip *g)
@@ -210,8 +217,12 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 		wisp_stat_add(&g->st.peers_refused, 1);
 		return;
 	}
-	/* In the table first: adding the peer sends it our subscriptions. */
-	g->peers[h] = (gpeer){ .used = true, .ref = m->a, .id = pp->peer };
+	/* In the table first: adding the peer sends it our subscriptions. A
+	 * handle is reused: until the scoring actor has heard of this peer, it
+	 * scores 0 (as an unknown peer), not what the handle's last peer scored
+	 * (a graylisted peer's successor had its first RPCs ignored). */
+	g->peers[h] = (gpeer){ .used = true, .ref = m->a, .id = pp->peer, .add_seq = ++g->adds };
+	g->scores[h] = 0;
 	bool explicit_peer = wisp_node_explicit_index(g->node, &pp->peer) >= 0;
 	if (wisp_gs_router_add_peer(g->router, (uint32_t)h, &pp->peer, pp->outbound, explicit_peer, proto, now)) {
 		g->peers[h].used = false;
@@ -232,7 +243,7 @@ static void peer_up(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 		sp->has_ip = pp->has_ip;
 		memcpy(sp->ip, pp->ip, sizeof(sp->ip));
 		b->len = sizeof(*sp);
-		to_scoring(g, WISP_SMSG_PEER_ADD, (uint64_t)h, 0, b);
+		to_scoring(g, WISP_SMSG_PEER_ADD, (uint64_t)h, g->peers[h].add_seq, b);
 	}
 }
 
@@ -886,7 +897,13 @@ static void gossip_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 			uint32_t n = (uint32_t)m->a < g->cfg.max_peers ? (uint32_t)m->a : g->cfg.max_peers;
 			if ((size_t)n * sizeof(double) > m->buf->len)
 				n = (uint32_t)(m->buf->len / sizeof(double));
-			memcpy(g->scores, m->buf->data, (size_t)n * sizeof(double));
+			const double *v = (const double *)(const void *)m->buf->data;
+			/* m->b: the last PEER_ADD the snapshot reflects. A handle
+			 * given to a new peer after that still holds its last
+			 * peer's score there: keep the new peer's 0. */
+			for (uint32_t i = 0; i < n; i++)
+				if (!g->peers[i].used || g->peers[i].add_seq <= m->b)
+					g->scores[i] = v[i];
 			g->n_scores = n;
 		}
 		break;

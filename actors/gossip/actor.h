@@ -38,7 +38,8 @@ struct wisp_node;
 enum wisp_gossip_msg {
 	/* 100..103 and 105 come from workers: net/pubsub.h */
 	WISP_GMSG_VERIFIED = 104,    /* from a worker: a: ref, b: 1 ok / 0 bad */
-	WISP_GMSG_SCORES = 110,      /* from scoring: a: entries, buf: double[a] */
+	WISP_GMSG_SCORES = 110,      /* from scoring: a: entries, b: the PEER_ADD sequence number it
+					reflects (actors/scoring/actor.h), buf: double[a] */
 	WISP_GMSG_SUBSCRIBE = 120,   /* from the handle: b: cookie, buf: wisp_gossip_sub */
 	WISP_GMSG_UNSUBSCRIBE = 121, /* b: cookie, buf: wisp_gossip_sub (opts unused) */
 	WISP_GMSG_PUBLISH = 122,     /* b: cookie, buf: wisp_gossip_pub + topic + data */
@@ -64,6 +65,14 @@ extern const wisp_actor_ops wisp_gossip_ops;
 /* Errors: WISP_ERR_NOMEM, WISP_ERR_INVALID_ARG (cfg). */
 int wisp_gossip_new(wisp_gossip **out, struct wisp_node *node, const wisp_gs_config *cfg);
 void wisp_gossip_free(wisp_gossip *g);
+
+/* A test hook: the configuration wisp_node_start() creates the router from.
+ * Between wisp_node_new() and wisp_node_start(), on the controlling thread,
+ * a test may shorten its times (heartbeat_ns, backoff_slack_ns, mcache_len,
+ * iwant_followup_ns, ...) so that what takes minutes with the defaults runs
+ * in seconds. The capacities (max_peers, max_topics, max_remote_topics,
+ * lim) sized the actor's tables at wisp_gossip_new() and must not change. */
+wisp_gs_config *wisp_gossip_config_for_tests(wisp_gossip *g);
 
 typedef struct wisp_gossip_stats {
 	wisp_stat peers, peers_refused, rpc_errors, unknown_conn, verify_dealt, verify_inline;

@@ -20,6 +20,7 @@ struct wisp_scoring {
 	wisp_peer_id *ids;        /* per handle, while connected (len 0: none) */
 	wisp_scoring_app *app;    /* the application's values, WISP_SCORING_APP_MAX */
 	uint32_t n_app;
+	uint64_t add_seq;         /* the last PEER_ADD applied: snapshots carry it */
 	wisp_scoring_stats st;
 };
 
@@ -69,7 +70,7 @@ static void send_snapshot(wisp_scoring *s, wisp_tstamp now)
 	}
 	wisp_score_snapshot(s->score, (double *)(void *)b->data, n, now);
 	b->len = (uint32_t)(n * sizeof(double));
-	wisp_msg m = { .type = WISP_GMSG_SCORES, .a = n, .buf = b };
+	wisp_msg m = { .type = WISP_GMSG_SCORES, .a = n, .b = s->add_seq, .buf = b };
 	if (wisp_actor_send(&s->node->gossip, &m, s->actor) != WISP_OK) {
 		wisp_buf_unref(b);
 		wisp_stat_add(&s->st.snapshot_drops, 1);
@@ -178,6 +179,8 @@ static void scoring_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		break;
 	}
 	case WISP_SMSG_PEER_ADD:
+		if (m->b > s->add_seq)
+			s->add_seq = m->b;
 		if (m->buf) {
 			const wisp_scoring_peer *p = (const wisp_scoring_peer *)m->buf->data;
 			err = wisp_score_add_peer(s->score, (uint32_t)m->a, &p->id, p->has_ip ? p->ip : NULL, now);

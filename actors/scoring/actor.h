@@ -2,9 +2,12 @@
  * events from the gossip actor, and sends it snapshots of every score so the
  * router reads them locally.
  *
- * Handles are the gossip actor's small peer numbers. A snapshot goes out
- * WISP_SCORING_SNAPSHOT_MS after a change (events and decay rounds); decay
- * runs only while some peer is scored. An idle node's actor sleeps.
+ * Handles are the gossip actor's small peer numbers, reused for new peers.
+ * A snapshot goes out WISP_SCORING_SNAPSHOT_MS after a change (events and
+ * decay rounds) and carries the sequence number of the last PEER_ADD it
+ * reflects, so the gossip actor does not take a handle's old peer's score
+ * for its new one; decay runs only while some peer is scored. An idle
+ * node's actor sleeps.
  */
 #ifndef WISP_ACTORS_SCORING_ACTOR_H
 #define WISP_ACTORS_SCORING_ACTOR_H
@@ -20,7 +23,7 @@ struct wisp_node;
 
 enum wisp_scoring_msg {
 	WISP_SMSG_EVENT = 200,       /* a, b: a packed wisp_score_event */
-	WISP_SMSG_PEER_ADD = 201,    /* a: handle, buf: wisp_scoring_peer */
+	WISP_SMSG_PEER_ADD = 201,    /* a: handle, b: its sequence number (increasing), buf: wisp_scoring_peer */
 	WISP_SMSG_PEER_REMOVE = 202, /* a: handle */
 	WISP_SMSG_TOPIC = 203,       /* a: topic index, buf: wisp_score_topic_params, or NULL to stop */
 	WISP_SMSG_APP_SCORE = 204,   /* from the handle: buf: wisp_scoring_app */

@@ -59,8 +59,9 @@ typedef struct wisp_options {
 	uint32_t max_streams_per_conn; /* yamux streams at once per connection, both directions (default 512) */
 	size_t conn_send_budget;       /* bytes the kernel may hold for one connection before we stop
 				          pulling its output (default 4 MiB) */
-	uint32_t stall_timeout_ms;     /* a connection over its budget this long is not reading: closed
-				          with WISP_ERR_LIMIT (default 10000) */
+	uint32_t stall_timeout_ms;     /* a connection at its budget whose peer takes none of our bytes
+				          this long is not reading: closed with WISP_ERR_LIMIT
+				          (default 10000) */
 	const char *agent;             /* identify agentVersion; NULL = "wisp/<version>" */
 	uint32_t services;             /* WISP_SERVICE_* bits: diagnostic protocols served (default 0) */
 
