@@ -233,10 +233,13 @@ void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int lev
 	if (level < 0 || level >= WISP_PUBSUB_LEVELS)
 		level = WISP_PUBSUB_FORWARD;
 	/* Past the budget a frame takes the room of lower levels' newest frames,
-	 * or is refused; a control frame may still push the queue over it by
-	 * one frame (it is small, and it steers the mesh). */
+	 * or is refused. A control frame (small, and it steers the mesh) may
+	 * push a queue that is under the budget over it by that one frame; a
+	 * queue already over holds no more control than any other level does
+	 * (an IHAVE every heartbeat to a peer that reads nothing piled up
+	 * without bound). */
 	size_t budget = s->node->net.pubsub_budget;
-	bool fits = level == WISP_PUBSUB_CONTROL || make_room(sc, level, frame->len, budget);
+	bool fits = (level == WISP_PUBSUB_CONTROL && ps->queued < budget) || make_room(sc, level, frame->len, budget);
 	if (!fits || ring_push(s->node->mem, &ps->r[level], frame, expires, s->node->net.pubsub_max_frames) != WISP_OK) {
 		dropped(sc, level);
 		return;

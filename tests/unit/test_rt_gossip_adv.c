@@ -17,7 +17,9 @@
  *     starts with a clean score;
  *   - a peer that stops reading is held to its byte budget: A drops frames
  *     for it (frames_dropped) with memory bounded, closes it for the stall,
- *     and C still gets every message.
+ *     and C still gets every message;
+ *   - in a full send queue a high-priority topic's frame evicts normal
+ *     frames (a normal one is refused) and goes out ahead of them.
  * Nodes run a 100 ms heartbeat (the gossip actor's test hook). Waits are
  * for events and counters with deadlines; the one time assertion is a lower
  * bound (no GRAFT before the backoff ends). */
@@ -587,12 +589,15 @@ static bool round_done(void)
 }
 
 static uint64_t slow_base_closes;
+static unsigned slow_base_disconnected;
 
+/* The counter, and the DISCONNECTED event (it may be taken later than the
+ * counter moves). */
 static bool slow_closed(void)
 {
 	wisp_stats st;
 	gn_stats(A, &st);
-	return st.net.slow_closes > slow_base_closes;
+	return st.net.slow_closes > slow_base_closes && gn[A].disconnected > slow_base_disconnected;
 }
 
 static void test_slow_reader(void **state)
@@ -617,6 +622,7 @@ static void test_slow_reader(void **state)
 	wisp_stats st0, st;
 	gn_stats(A, &st0);
 	slow_base_closes = st0.net.slow_closes;
+	slow_base_disconnected = gn[A].disconnected;
 	uint64_t base = pool_bytes(A), high = 0;
 	unsigned first = next_h;
 	uint64_t t_flood = wt_now_ns();
@@ -674,6 +680,165 @@ static void test_slow_reader(void **state)
 	eg_free(e);
 }
 
+/* ---- 6. topic priority in a full send queue ----------------------------- */
+
+/* A holds at most 64 KiB of gossip frames for a peer; the evil peer stops
+ * reading, so A's queue for it fills with normal-topic frames. Another
+ * normal frame is then refused (dropped, nothing evicted); a frame of a
+ * WISP_PRIORITY_HIGH topic evicts the newest normal frames instead and
+ * goes out ahead of the normal frames still waiting. */
+
+#define PRIO_TOPIC "adv/hi"
+#define NORMAL_TOPIC "adv/n" /* only A and the evil peer: A's frames on it go to the evil peer alone */
+#define PRIO_BUDGET (64u * 1024)
+
+static int setup_prio(void **state)
+{
+	(void)state;
+	gn_opts o = { .conn_send_budget = PRIO_BUDGET, .stall_timeout_ms = 60000 };
+	start3(&o);
+	wisp_topic_opts hi;
+	wisp_topic_opts_default(&hi);
+	hi.priority = WISP_PRIORITY_HIGH;
+	gn_subscribe_all(PRIO_TOPIC, &hi);
+	gn_wait_mesh(PRIO_TOPIC, B);
+	assert_int_equal(wisp_subscribe(gn[A].n, NORMAL_TOPIC, NULL, 0), WISP_OK);
+	return 0;
+}
+
+static wisp_stats prio_st0;
+static unsigned pub_want;
+
+static bool a_published(void)
+{
+	return gn[A].published >= pub_want;
+}
+
+static bool a_dropped(void)
+{
+	wisp_stats st;
+	gn_stats(A, &st);
+	return st.gossip.frames_dropped > prio_st0.gossip.frames_dropped;
+}
+
+static bool a_evicted(void)
+{
+	wisp_stats st;
+	gn_stats(A, &st);
+	return st.gossip.frames_evicted > prio_st0.gossip.frames_evicted;
+}
+
+/* The order in which the evil peer reads messages once it reads again. */
+typedef struct order {
+	unsigned high_k;       /* the high-priority message watched for */
+	int high_at;           /* its position, -1 not read yet */
+	unsigned normal_after; /* normal messages published before it and read after it */
+	unsigned n;
+} order;
+
+static order *cur_order;
+
+static void on_rpc_order(eg_peer *e, const wisp_gs_rpc *rpc, void *arg)
+{
+	(void)e;
+	order *o = arg;
+	for (uint32_t i = 0; i < rpc->n_msgs; i++) {
+		const wisp_gs_bytes *t = &rpc->msgs[i].topic;
+		bool hi = t->len == strlen(PRIO_TOPIC) && !memcmp(t->data, PRIO_TOPIC, t->len);
+		bool normal = t->len == strlen(NORMAL_TOPIC) && !memcmp(t->data, NORMAL_TOPIC, t->len);
+		char text[16];
+		unsigned k = 0;
+		const wisp_gs_bytes *d = &rpc->msgs[i].data;
+		snprintf(text, sizeof(text), "%.*s", (int)(d->len < 15 ? d->len : 15), (const char *)d->data);
+		if (sscanf(text, "h%u:", &k) != 1)
+			continue;
+		if (hi && k == o->high_k)
+			o->high_at = (int)o->n;
+		else if (normal && o->high_at >= 0 && k < o->high_k)
+			o->normal_after++;
+		o->n++;
+	}
+}
+
+static bool high_then_normal(void)
+{
+	return cur_order->high_at >= 0 && cur_order->normal_after > 0;
+}
+
+static unsigned prio_k;
+static bool others_got_high(void)
+{
+	return gn_got(B, 'h', prio_k) == 1 && gn_got(C, 'h', prio_k) == 1;
+}
+
+static void test_priority(void **state)
+{
+	(void)state;
+	eg_peer *e = evil(4096);
+	wisp_gs_router_stats rs0;
+	gn_router_stats(A, &rs0);
+	assert_int_equal(eg_subscribe(e, NORMAL_TOPIC, true, WAIT_MS), 0);
+	assert_int_equal(eg_subscribe(e, PRIO_TOPIC, true, WAIT_MS), 0);
+	WAIT_ROUTER(e, A, subs_in, rs0.subs_in + 2);
+	/* in A's meshes: A then sends it messages, not IHAVE gossip */
+	assert_int_equal(eg_graft(e, NORMAL_TOPIC, WAIT_MS), 0);
+	assert_int_equal(eg_graft(e, PRIO_TOPIC, WAIT_MS), 0);
+	WAIT_ROUTER(e, A, graft_in, rs0.graft_in + 2);
+
+	/* From here on the evil peer reads nothing until told. A publishes on
+	 * the normal topic (which only the evil peer joined: every drop is in
+	 * its queue) far more than its queue takes (the stream's window and
+	 * feed, then 64 KiB): frames are refused, none is evicted. */
+	gn_stats(A, &prio_st0);
+	pub_want = gn[A].published;
+	for (int i = 0; i < 200; i++, pub_want++)
+		gn_publish_async(A, NORMAL_TOPIC, 'h', next_h++, 4000);
+	assert_true(gn_wait(NULL, a_published, WAIT_MS));
+	assert_true(gn_wait(NULL, a_dropped, WAIT_MS));
+	wisp_stats st;
+	gn_stats(A, &st);
+	assert_int_equal(st.gossip.frames_evicted, prio_st0.gossip.frames_evicted);
+
+	/* A high-priority message right behind more normal ones (so that the
+	 * queue is full when it comes) takes the room of normal frames. The
+	 * kernel sometimes takes a burst of A's bytes late (its send buffer
+	 * grows while the peer is silent), emptying the queue: then another
+	 * round. */
+	bool evicted = false;
+	for (int round = 0; round < 5 && !evicted; round++) {
+		for (int i = 0; i < 40; i++, pub_want++)
+			gn_publish_async(A, NORMAL_TOPIC, 'h', next_h++, 4000);
+		prio_k = next_h++;
+		gn_publish_async(A, PRIO_TOPIC, 'h', prio_k, 4000);
+		pub_want++;
+		assert_true(gn_wait(NULL, a_published, WAIT_MS));
+		assert_true(gn_wait(NULL, others_got_high, WAIT_MS));
+		evicted = gn_wait(NULL, a_evicted, 1000);
+	}
+	assert_true(evicted);
+	/* more normal ones are refused again, evicting nothing */
+	gn_stats(A, &prio_st0);
+	for (int i = 0; i < 40; i++, pub_want++)
+		gn_publish_async(A, NORMAL_TOPIC, 'h', next_h++, 4000);
+	assert_true(gn_wait(NULL, a_published, WAIT_MS));
+	assert_true(gn_wait(NULL, a_dropped, WAIT_MS));
+	gn_stats(A, &st);
+	assert_int_equal(st.gossip.frames_evicted, prio_st0.gossip.frames_evicted);
+
+	/* reading again, the evil peer gets the high-priority message that
+	 * evicted ahead of normal ones published before it (they waited in the
+	 * queue when it came) */
+	order o = { .high_k = prio_k, .high_at = -1 };
+	cur_order = &o;
+	e->on_rpc = on_rpc_order;
+	e->arg = &o;
+	assert_int_equal(eg_grant(e, 1u << 30), 0);
+	assert_true(gn_wait(e, high_then_normal, WAIT_MS));
+	print_message("# priority: a high-priority message was read %dth of %u, then %u normal ones\n", o.high_at + 1,
+		      o.n, o.normal_after);
+	eg_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +847,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prune_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_graylist_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_reader, setup_slow, teardown),
+		cmocka_unit_test_setup_teardown(test_priority, setup_prio, teardown),
 	};
 	/* GOSSIP_ONLY=test_name runs one case */
 	const char *only = getenv("GOSSIP_ONLY");
