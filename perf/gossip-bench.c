@@ -79,7 +79,7 @@ static struct {
 	.degree = 3,
 	.inflight = 16,
 	.workers = 1,
-	.pool_mib = 64,
+	.pool_mib = 256,
 	.warmup = 2,
 	.duration = 5,
 	.drain = 20,
@@ -1072,7 +1072,7 @@ static void usage(FILE *f)
 		"  --js-stock         js without fastMsgIdFn (stock js verifies every duplicate copy)\n"
 		"  --cpus N           run both sides on the first N CPUs only (default: all)\n"
 		"  --workers N        network workers per wisp node (default 1)\n"
-		"  --wisp-pool MIB    bound on each wisp node's buffer pool (default 64, the library's)\n"
+		"  --wisp-pool MIB    bound on each wisp node's buffer pool (default 256, the library's)\n"
 		"  --node PATH        the node binary (default: node from PATH)\n"
 		"  --js-script PATH   default: %s/tests/interop/gossip-bench-js.mjs\n"
 		"  --timeline         wisp: print the counters every 100 ms (diagnosis)\n"

@@ -37,7 +37,7 @@ void wisp_options_default(wisp_options *o)
 	o->ring_entries = 256;
 	o->stats_interval_ms = 0;
 	o->probe_slots = 64;
-	o->pool_bytes = (size_t)64 << 20;
+	o->pool_bytes = (size_t)256 << 20;
 	o->mem = NULL;
 	o->identity = NULL;
 	o->listen = NULL;

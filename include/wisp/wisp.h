@@ -46,7 +46,8 @@ typedef struct wisp_options {
 	uint32_t ring_entries;     /* io_uring submission entries per thread (default 256) */
 	uint32_t stats_interval_ms;/* a WISP_EVENT_STATS every this often; 0 = never (default 0) */
 	uint32_t probe_slots;      /* probes in flight at once (default 64) */
-	size_t pool_bytes;         /* upper bound on pooled message buffers, bytes (default 64 MiB) */
+	size_t pool_bytes;         /* upper bound on pooled message buffers, bytes (default 256 MiB: a
+				      bound, allocated as used; 64 KiB gossip at full rate needs ~128 MiB) */
 	const wisp_mem *mem;       /* allocator; NULL = libc */
 
 	/* Networking (version 2). */
