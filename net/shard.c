@@ -111,6 +111,9 @@ static void report_up(wisp_shard *s, wisp_shard_conn *sc)
 
 static void conn_timer(wisp_timer *t, wisp_tstamp now);
 
+/* Output that found the buffer pool exhausted is tried again this soon. */
+#define POOL_RETRY_NS (2 * WISP_NS_PER_MS)
+
 static void arm_timer(wisp_shard_conn *sc)
 {
 	if (!sc->conn || sc->closing)
@@ -118,6 +121,8 @@ static void arm_timer(wisp_shard_conn *sc)
 	wisp_tstamp at = wisp_conn_expiry(sc->conn);
 	if (sc->over_budget_since && sc->over_budget_since + sc->shard->stall_ns < at)
 		at = sc->over_budget_since + sc->shard->stall_ns;
+	if (sc->pool_retry_at && sc->pool_retry_at < at)
+		at = sc->pool_retry_at;
 	if (at == UINT64_MAX) {
 		wisp_loop_timer_disarm(sc->shard->loop, &sc->timer);
 		return;
@@ -210,6 +215,8 @@ static void conn_timer(wisp_timer *t, wisp_tstamp now)
 	wisp_shard *s = sc->shard;
 	if (sc->closing || !sc->conn)
 		return;
+	if (sc->pool_retry_at && now >= sc->pool_retry_at)
+		sc->pool_retry_at = 0; /* marked below: the flush at the end of this turn retries */
 	if (sc->over_budget_since && now >= sc->over_budget_since + s->stall_ns) {
 		/* The peer has not taken our bytes for stall_ns: it is not
 		 * reading. Memory stays bounded; the connection goes. */
@@ -379,8 +386,15 @@ static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 		wisp_buf *b = wisp_conn_pull(sc->conn, now, &err);
 		if (!b) {
 			if (err == WISP_ERR_NOMEM) {
-				/* pool exhausted: retry on the next completion */
+				/* Pool exhausted: retry on the next send completion,
+				 * or in POOL_RETRY_NS when none is pending (an idle
+				 * connection whose window updates could not go out
+				 * stalled its peer for good). */
 				wisp_stat_add(&s->stats.pool_stalls, 1);
+				if (!sc->pool_retry_at) {
+					sc->pool_retry_at = now + POOL_RETRY_NS;
+					arm_timer(sc);
+				}
 				return;
 			}
 			if (err) {

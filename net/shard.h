@@ -58,6 +58,7 @@ typedef struct wisp_shard_conn {
 	wisp_peer_id expect;
 	wisp_timer timer;
 	wisp_tstamp over_budget_since; /* 0 when within the budget, else since when it made no progress */
+	wisp_tstamp pool_retry_at;     /* output waits for pool buffers: flush again then (0: no) */
 	struct wisp_shard_conn *next_dirty;
 	struct wisp_builtin_conn *bi; /* built-in protocols' per-connection state */
 	struct wisp_pubsub_conn *ps;  /* gossipsub's streams and send queue */
