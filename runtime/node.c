@@ -686,8 +686,8 @@ const wisp_peer_id *wisp_node_peer_id(const wisp_node *n)
 	return &n->peer_id;
 }
 
-/* Hand the peers actor a command with a payload built by fill(). */
-static int peers_cmd(wisp_node *n, uint32_t type, uint64_t cookie, size_t size,
+/* Hand actor a command with a payload built by fill(). */
+static int actor_cmd(wisp_node *n, wisp_actor *actor, uint32_t type, uint64_t cookie, size_t size,
 		     void (*fill)(void *dst, const void *arg), const void *arg)
 {
 	int err = gate_enter(n);
@@ -702,7 +702,7 @@ static int peers_cmd(wisp_node *n, uint32_t type, uint64_t cookie, size_t size,
 	fill(b->data, arg);
 	b->len = (uint32_t)size;
 	wisp_msg m = { .type = type, .b = cookie, .buf = b };
-	err = wisp_actor_send(&n->peers, &m, NULL);
+	err = wisp_actor_send(actor, &m, NULL);
 	if (err)
 		wisp_buf_unref(b);
 	gate_exit(n);
@@ -723,7 +723,7 @@ int wisp_dial(wisp_node *n, const char *multiaddr, uint64_t cookie)
 		return err == WISP_ERR_UNSUPPORTED ? WISP_ERR_INVALID_ARG : err;
 	if (r.has_peer && wisp_peer_id_equal(&r.peer, &n->peer_id))
 		return WISP_ERR_INVALID_ARG; /* dialing ourselves */
-	return peers_cmd(n, WISP_PMSG_DIAL, cookie, sizeof(r), fill_dial, &r);
+	return actor_cmd(n, &n->peers, WISP_PMSG_DIAL, cookie, sizeof(r), fill_dial, &r);
 }
 
 static void fill_cmd(void *dst, const void *arg)
@@ -740,7 +740,7 @@ static int peer_command(wisp_node *n, enum wisp_peer_cmd_kind kind, const wisp_p
 	c.peer = *peer;
 	if (t)
 		c.test = *t;
-	return peers_cmd(n, WISP_PMSG_PEER_CMD, cookie, sizeof(c), fill_cmd, &c);
+	return actor_cmd(n, &n->peers, WISP_PMSG_PEER_CMD, cookie, sizeof(c), fill_cmd, &c);
 }
 
 int wisp_ping(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie)
@@ -871,29 +871,20 @@ int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v)
 	return gossip_cmd(n, &m);
 }
 
+static void fill_app(void *dst, const void *arg)
+{
+	*(wisp_scoring_app *)dst = *(const wisp_scoring_app *)arg;
+}
+
 int wisp_set_app_score(wisp_node *n, const wisp_peer_id *peer, double value)
 {
 	if (!isfinite(value) || !peer->len || peer->len > WISP_PEER_ID_MAX)
 		return WISP_ERR_INVALID_ARG;
-	int err = gate_enter(n);
-	if (err)
-		return err;
-	wisp_buf *b = wisp_buf_alloc(n->pool, sizeof(wisp_scoring_app));
-	if (!b) {
-		gate_exit(n);
-		return WISP_ERR_AGAIN;
-	}
-	wisp_scoring_app *v = (wisp_scoring_app *)b->data;
-	memset(v, 0, sizeof(*v));
-	v->id = *peer;
-	v->value = value;
-	b->len = sizeof(*v);
-	wisp_msg m = { .type = WISP_SMSG_APP_SCORE, .buf = b };
-	err = wisp_actor_send(&n->scoring, &m, NULL);
-	if (err)
-		wisp_buf_unref(b);
-	gate_exit(n);
-	return err;
+	wisp_scoring_app v;
+	memset(&v, 0, sizeof(v));
+	v.id = *peer;
+	v.value = value;
+	return actor_cmd(n, &n->scoring, WISP_SMSG_APP_SCORE, 0, sizeof(v), fill_app, &v);
 }
 
 /* ---- figures ----------------------------------------------------------- */
