@@ -34,13 +34,13 @@ struct wisp_pubsub_conn {
 	uint64_t dropped[WISP_PUBSUB_LEVELS];
 };
 
-/* An inbound stream's frame being cut out. */
+/* An inbound stream's frame being cut out: between frames (the length
+ * prefix is read) while have == need. */
 typedef struct reader {
 	uint8_t prefix[10];
 	uint8_t plen;
-	wisp_buf *cur; /* the payload, once its length is known */
+	wisp_buf *cur; /* the payload; NULL while a frame is skipped (no buffer for it) */
 	uint32_t need, have;
-	bool skip;     /* this frame's bytes are dropped (no buffer for them) */
 } reader;
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -282,9 +282,7 @@ static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
 	if (!r)
 		return; /* bytes on our write-only stream: ignored */
 	while (n) {
-		/* a frame being skipped has no buffer either: its bytes are
-		 * payload, not the next frame's length prefix */
-		if (!r->cur && !r->skip) {
+		if (r->have == r->need) {
 			r->prefix[r->plen++] = *p++;
 			n--;
 			uint64_t len;
@@ -315,29 +313,18 @@ static void ps_data(wisp_stream *st, const uint8_t *p, size_t n)
 				 * would cut the link for good: js keeps writing to a reset
 				 * gossip stream without reopening it. */
 				wisp_stat_add(&stats_of(sc)->nomem_skipped, 1);
-				r->skip = true;
 			}
-			continue;
-		}
-		if (r->skip) {
-			size_t k = r->need - r->have;
-			if (k > n)
-				k = n;
-			r->have += (uint32_t)k;
-			p += k;
-			n -= k;
-			if (r->have == r->need)
-				r->skip = false;
 			continue;
 		}
 		size_t k = r->need - r->have;
 		if (k > n)
 			k = n;
-		memcpy(r->cur->data + r->have, p, k);
+		if (r->cur)
+			memcpy(r->cur->data + r->have, p, k);
 		r->have += (uint32_t)k;
 		p += k;
 		n -= k;
-		if (r->have == r->need) {
+		if (r->have == r->need && r->cur) {
 			r->cur->len = r->need;
 			wisp_stat_add(&stats_of(sc)->rpcs_in, 1);
 			wisp_stat_add(&stats_of(sc)->rpc_bytes_in, r->need);
