@@ -434,8 +434,7 @@ void wisp_pubsub_closed(wisp_shard_conn *sc)
 		}
 		wisp_free(node_of(sc)->mem, ps->r[c].q);
 	}
-	/* our stream is closed by the connection's teardown right after */
-	ps->out = NULL;
+	/* our stream (ps->out) is closed by the connection's teardown right after */
 	wisp_free(node_of(sc)->mem, ps);
 	sc->ps = NULL;
 }
