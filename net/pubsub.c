@@ -159,10 +159,12 @@ static void feed(wisp_shard_conn *sc)
 	struct wisp_pubsub_conn *ps = sc->ps;
 	if (!ps || !ps->out)
 		return;
-	wisp_tstamp now = wisp_loop_now(sc->shard->loop);
+	wisp_tstamp now = 0; /* read once, at the first frame with an expiry */
 	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++) {
 		queued *q;
 		while ((q = ring_front(&ps->r[c])) && wisp_stream_queued(ps->out) < FEED_MARK) {
+			if (q->expires && !now)
+				now = wisp_loop_now(sc->shard->loop);
 			if (q->expires && q->expires < now) {
 				/* a forward that waited too long: nobody wants it now */
 				wisp_stat_add(&stats_of(sc)->expired, 1);
