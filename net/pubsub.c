@@ -13,6 +13,7 @@
  * priorities still apply. */
 #define FEED_MARK (256u * 1024)
 #define RING_MIN 64u
+_Static_assert((RING_MIN & (RING_MIN - 1)) == 0, "ring indices are masked");
 
 typedef struct queued {
 	wisp_buf *buf;
@@ -21,7 +22,7 @@ typedef struct queued {
 
 typedef struct ring {
 	queued *q;
-	uint32_t cap, head, count;
+	uint32_t cap, head, count; /* cap: 0 or RING_MIN doubled, a power of two */
 } ring;
 
 struct wisp_pubsub_conn {
@@ -114,6 +115,12 @@ static void peer_up(wisp_shard_conn *sc, const wisp_proto *p)
 
 /* ---- outbound queue ---------------------------------------------------- */
 
+/* The i-th entry from the oldest. */
+static queued *ring_at(const ring *r, uint32_t i)
+{
+	return &r->q[(r->head + i) & (r->cap - 1)];
+}
+
 static int ring_push(const wisp_mem *mem, ring *r, wisp_buf *b, wisp_tstamp expires, uint32_t max)
 {
 	if (r->count == r->cap) {
@@ -124,13 +131,13 @@ static int ring_push(const wisp_mem *mem, ring *r, wisp_buf *b, wisp_tstamp expi
 		if (!q)
 			return WISP_ERR_NOMEM;
 		for (uint32_t i = 0; i < r->count; i++)
-			q[i] = r->q[(r->head + i) % r->cap];
+			q[i] = *ring_at(r, i);
 		wisp_free(mem, r->q);
 		r->q = q;
 		r->cap = cap;
 		r->head = 0;
 	}
-	r->q[(r->head + r->count) % r->cap] = (queued){ wisp_buf_ref(b), expires };
+	*ring_at(r, r->count) = (queued){ wisp_buf_ref(b), expires };
 	r->count++;
 	return WISP_OK;
 }
@@ -142,7 +149,7 @@ static queued *ring_front(ring *r)
 
 static void ring_pop(ring *r)
 {
-	r->head = (r->head + 1) % r->cap;
+	r->head = (r->head + 1) & (r->cap - 1);
 	r->count--;
 }
 
@@ -150,7 +157,7 @@ static void ring_pop(ring *r)
 static queued ring_take_back(ring *r)
 {
 	r->count--;
-	return r->q[(r->head + r->count) % r->cap];
+	return *ring_at(r, r->count);
 }
 
 /* Move queued frames into our stream while it drains, control first. */
@@ -207,7 +214,7 @@ static bool make_room(wisp_shard_conn *sc, int level, size_t need, size_t budget
 	size_t over = ps->queued + need - budget, lower = 0;
 	for (int c = level + 1; c < WISP_PUBSUB_LEVELS && lower < over; c++)
 		for (uint32_t i = 0; i < ps->r[c].count && lower < over; i++)
-			lower += ps->r[c].q[(ps->r[c].head + i) % ps->r[c].cap].buf->len;
+			lower += ring_at(&ps->r[c], i)->buf->len;
 	if (lower < over)
 		return false;
 	for (int c = WISP_PUBSUB_LEVELS - 1; c > level && ps->queued + need > budget; c--) {
