@@ -1882,10 +1882,9 @@ static void on_prune(wisp_gs_router *r, uint32_t peer, double sc, wisp_tstamp no
 			dur = pr->backoff > r->cfg.backoff_max_ns / WISP_NS_PER_S
 				      ? r->cfg.backoff_max_ns
 				      : pr->backoff * WISP_NS_PER_S;
+			/* config_check: backoff_min_ns <= backoff_max_ns */
 			if (dur < r->cfg.backoff_min_ns)
 				dur = r->cfg.backoff_min_ns;
-			if (dur > r->cfg.backoff_max_ns)
-				dur = r->cfg.backoff_max_ns;
 		}
 		boff_add(r, peer, t, dur, now);
 		if (!pr->px.n)
