@@ -219,8 +219,10 @@ static void keep_explicit(struct wisp_peers *p, wisp_actor *a, wisp_tstamp now)
  * loop), but when the timer comes. */
 static void keep_explicit_later(struct wisp_peers *p, wisp_actor *a, wisp_tstamp now)
 {
+	if (wisp_timer_armed(&p->redial))
+		return;
 	for (uint32_t i = 0; i < p->node->n_xpeers; i++)
-		if (!connected(p, &p->node->xpeers[i].peer) && !wisp_timer_armed(&p->redial)) {
+		if (!connected(p, &p->node->xpeers[i].peer)) {
 			(void)wisp_loop_timer_arm(a->loop, &p->redial, now + p->node->xpeer_redial_ns);
 			return;
 		}
