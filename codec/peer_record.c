@@ -195,18 +195,23 @@ int wisp_peer_record_open(wisp_peer_record *rec, const uint8_t *in, size_t n)
 	wisp_pb_reader_init(&r, in, n);
 	while ((rc = wisp_pb_next(&r, &f, WISP_PEER_RECORD_MAX)) > 0) {
 		size_t max;
+		field *dst;
 		switch (f.num) {
 		case ENV_PUBLIC_KEY:
 			max = WISP_PUBKEY_PB_MAX;
+			dst = &key;
 			break;
 		case ENV_PAYLOAD_TYPE:
 			max = WISP_PEER_RECORD_MAX_TYPE;
+			dst = &type;
 			break;
 		case ENV_PAYLOAD:
 			max = WISP_PEER_RECORD_MAX;
+			dst = &payload;
 			break;
 		case ENV_SIGNATURE:
 			max = WISP_PEER_RECORD_MAX_SIG;
+			dst = &sig;
 			break;
 		default:
 			continue;
@@ -215,10 +220,6 @@ int wisp_peer_record_open(wisp_peer_record *rec, const uint8_t *in, size_t n)
 			return WISP_ERR_WIRE_TYPE;
 		if (f.len > max)
 			return WISP_ERR_TOO_LARGE;
-		field *dst = f.num == ENV_PUBLIC_KEY     ? &key
-				   : f.num == ENV_PAYLOAD_TYPE ? &type
-				   : f.num == ENV_PAYLOAD      ? &payload
-							       : &sig;
 		dst->p = f.data;
 		dst->n = f.len;
 		dst->has = true;

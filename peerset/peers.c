@@ -166,6 +166,15 @@ static void emit_peer(struct wisp_peers *p, wisp_actor *a, wisp_event_type type,
 	wisp_node_emit(p->node, a->loop, type, status, cookie, b);
 }
 
+/* Deals a dial to the next worker round robin; on success the worker owns
+ * buf. The worker's events carry cookie. */
+static int deal_dial(struct wisp_peers *p, wisp_actor *a, uint64_t cookie, wisp_buf *buf)
+{
+	uint32_t to = p->next_worker++ % p->node->n_workers;
+	wisp_msg m = { .type = WISP_WMSG_DIAL, .a = cookie, .buf = buf };
+	return wisp_actor_send(&p->node->worker_actors[to], &m, a);
+}
+
 /* ---- explicit peers ------------------------------------------------------ */
 
 static bool connected(struct wisp_peers *p, const wisp_peer_id *id)
@@ -183,9 +192,7 @@ static void dial_explicit(struct wisp_peers *p, wisp_actor *a, uint32_t i)
 		return; /* the redial timer tries again */
 	memcpy(b->data, &p->node->xpeers[i], sizeof(wisp_dial_req));
 	b->len = sizeof(wisp_dial_req);
-	uint32_t to = p->next_worker++ % p->node->n_workers;
-	wisp_msg m = { .type = WISP_WMSG_DIAL, .a = WISP_COOKIE_EXPLICIT + i, .buf = b };
-	if (wisp_actor_send(&p->node->worker_actors[to], &m, a) != WISP_OK) {
+	if (deal_dial(p, a, WISP_COOKIE_EXPLICIT + i, b) != WISP_OK) {
 		wisp_buf_unref(b);
 		return;
 	}
@@ -212,8 +219,10 @@ static void keep_explicit(struct wisp_peers *p, wisp_actor *a, wisp_tstamp now)
  * loop), but when the timer comes. */
 static void keep_explicit_later(struct wisp_peers *p, wisp_actor *a, wisp_tstamp now)
 {
+	if (wisp_timer_armed(&p->redial))
+		return;
 	for (uint32_t i = 0; i < p->node->n_xpeers; i++)
-		if (!connected(p, &p->node->xpeers[i].peer) && !wisp_timer_armed(&p->redial)) {
+		if (!connected(p, &p->node->xpeers[i].peer)) {
 			(void)wisp_loop_timer_arm(a->loop, &p->redial, now + p->node->xpeer_redial_ns);
 			return;
 		}
@@ -285,9 +294,7 @@ static void on_dial(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 			return;
 		}
 	}
-	uint32_t to = p->next_worker++ % p->node->n_workers;
-	wisp_msg fw = { .type = WISP_WMSG_DIAL, .a = m->b, .buf = m->buf };
-	if (wisp_actor_send(&p->node->worker_actors[to], &fw, a) != WISP_OK) {
+	if (deal_dial(p, a, m->b, m->buf) != WISP_OK) {
 		emit_peer(p, a, WISP_EVENT_DIAL_FAILED, WISP_ERR_AGAIN, m->b, r->has_peer ? &r->peer : NULL, false, "",
 			  "connect", 0);
 		return;
@@ -303,9 +310,7 @@ static void on_px_dial(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 	const wisp_dial_req *r = (const wisp_dial_req *)m->buf->data;
 	if (m->buf->len < sizeof(*r) || !r->has_peer || connected(p, &r->peer))
 		return;
-	uint32_t to = p->next_worker++ % p->node->n_workers;
-	wisp_msg fw = { .type = WISP_WMSG_DIAL, .a = WISP_COOKIE_PX, .buf = m->buf };
-	if (wisp_actor_send(&p->node->worker_actors[to], &fw, a) == WISP_OK)
+	if (deal_dial(p, a, WISP_COOKIE_PX, m->buf) == WISP_OK)
 		m->buf = NULL; /* the worker has it now */
 }
 

@@ -471,12 +471,20 @@ static void r_verify(void *ctx, uint64_t ref, wisp_buf *frame, const wisp_gs_mes
 	wisp_gs_router_verified(g->router, ref, err == WISP_OK, wisp_loop_now(g->actor->loop));
 }
 
-/* The topic's entry when it is subscribed with zstd, else NULL. */
-static const gtopic *zstd_topic(const wisp_gossip *g, uint32_t topic)
+/* The entry of router topic number t, or NULL when t is none (< 0) or out
+ * of the table's range. */
+static gtopic *gtopic_at(const wisp_gossip *g, int64_t t)
 {
-	if (topic >= g->cfg.max_topics + g->cfg.max_remote_topics || !g->topics[topic].zstd)
+	if (t < 0 || (uint64_t)t >= (uint64_t)g->cfg.max_topics + g->cfg.max_remote_topics)
 		return NULL;
-	return &g->topics[topic];
+	return &g->topics[t];
+}
+
+/* The topic's entry when it is subscribed with zstd, else NULL. */
+static const gtopic *zstd_topic(const wisp_gossip *g, int64_t topic)
+{
+	const gtopic *gt = gtopic_at(g, topic);
+	return gt && gt->zstd ? gt : NULL;
 }
 
 /* A compressed topic's data, decompressed into zbuf: its length, or an
@@ -546,7 +554,8 @@ static void r_validate(void *ctx, uint64_t ref, uint32_t topic, wisp_buf *frame,
 		data = g->zbuf;
 		dlen = (size_t)n;
 	}
-	if (topic >= g->cfg.max_topics + g->cfg.max_remote_topics || !g->topics[topic].validate) {
+	const gtopic *gt = gtopic_at(g, topic);
+	if (!gt || !gt->validate) {
 		wisp_gs_router_validated(g->router, ref, WISP_GS_ACCEPT, now);
 		return;
 	}
@@ -724,11 +733,12 @@ static void subscribe(wisp_gossip *g, wisp_msg *m, bool sub, wisp_tstamp now)
 		if (!err)
 			err = wisp_gs_router_subscribe(g->router, (const uint8_t *)s->topic, s->len, &p, now);
 		int64_t t = wisp_gs_router_topic_index(g->router, (const uint8_t *)s->topic, s->len);
+		gtopic *gt = err ? NULL : gtopic_at(g, t);
 		if (!err)
 			g->n_topics++;
-		if (!err && t >= 0 && (uint64_t)t < g->cfg.max_topics + g->cfg.max_remote_topics) {
+		if (gt) {
 			uint32_t max = s->opts.max_size ? s->opts.max_size : g->cfg.lim.max_message;
-			g->topics[t] = (gtopic){ .validate = s->opts.validate != 0, .zstd = zstd, .max_size = max };
+			*gt = (gtopic){ .validate = s->opts.validate != 0, .zstd = zstd, .max_size = max };
 			/* the scoring actor scores the topic with its defaults */
 			wisp_buf *b = wisp_buf_alloc(g->node->pool, sizeof(wisp_score_topic_params));
 			if (b) {
@@ -740,13 +750,13 @@ static void subscribe(wisp_gossip *g, wisp_msg *m, bool sub, wisp_tstamp now)
 			}
 		}
 	} else {
-		int64_t t = wisp_gs_router_topic_index(g->router, (const uint8_t *)s->topic, s->len);
+		gtopic *gt = gtopic_at(g, wisp_gs_router_topic_index(g->router, (const uint8_t *)s->topic, s->len));
 		err = wisp_gs_router_unsubscribe(g->router, (const uint8_t *)s->topic, s->len, now);
 		if (!err && g->n_topics)
 			g->n_topics--;
 		/* the number may go to another topic once this one is forgotten */
-		if (!err && t >= 0 && (uint64_t)t < g->cfg.max_topics + g->cfg.max_remote_topics)
-			g->topics[t] = (gtopic){ 0 };
+		if (!err && gt)
+			*gt = (gtopic){ 0 };
 	}
 	emit_topic(g, err, m->b, s->topic, sub && !err);
 }
@@ -760,7 +770,7 @@ static void publish(wisp_gossip *g, wisp_msg *m, wisp_tstamp now)
 	memset(&r, 0, sizeof(r));
 	int err = WISP_OK;
 	int64_t t = wisp_gs_router_topic_index(g->router, topic, p->topic_len);
-	const gtopic *zt = t >= 0 ? zstd_topic(g, (uint32_t)t) : NULL;
+	const gtopic *zt = zstd_topic(g, t);
 	if (zt) {
 		ssize_t n = len > zt->max_size ? WISP_ERR_TOO_LARGE : wisp_zstd_compress(g->zstd, data, len, g->zbuf, g->zbuf_len);
 		if (n < 0)

@@ -1882,10 +1882,9 @@ static void on_prune(wisp_gs_router *r, uint32_t peer, double sc, wisp_tstamp no
 			dur = pr->backoff > r->cfg.backoff_max_ns / WISP_NS_PER_S
 				      ? r->cfg.backoff_max_ns
 				      : pr->backoff * WISP_NS_PER_S;
+			/* config_check: backoff_min_ns <= backoff_max_ns */
 			if (dur < r->cfg.backoff_min_ns)
 				dur = r->cfg.backoff_min_ns;
-			if (dur > r->cfg.backoff_max_ns)
-				dur = r->cfg.backoff_max_ns;
 		}
 		boff_add(r, peer, t, dur, now);
 		if (!pr->px.n)
@@ -2290,6 +2289,20 @@ void wisp_gs_router_remove_peer(wisp_gs_router *r, uint32_t peer, wisp_tstamp no
 	leave(r, now);
 }
 
+/* Tells every peer that we (un)subscribed t, with the GRAFTs and PRUNEs
+ * the change set on its records. */
+static void announce_sub(wisp_gs_router *r, uint32_t t, bool sub)
+{
+	for (uint32_t i = 0; i < r->cfg.max_peers; i++) {
+		if (!r->peers[i].used)
+			continue;
+		ob_begin(r, i);
+		ob_sub(r, t, sub);
+		ob_flags(r, i);
+		ob_flush(r);
+	}
+}
+
 int wisp_gs_router_subscribe(wisp_gs_router *r, const uint8_t *topic, size_t len,
 			     const wisp_gs_topic_profile *prof, wisp_tstamp now)
 {
@@ -2334,14 +2347,7 @@ int wisp_gs_router_subscribe(wisp_gs_router *r, const uint8_t *topic, size_t len
 		uint32_t n = graft_candidates(r, t, 0, false, false, now);
 		graft_some(r, n, r->cfg.d - tp->n_mesh, now);
 	}
-	for (uint32_t i = 0; i < r->cfg.max_peers; i++) {
-		if (!r->peers[i].used)
-			continue;
-		ob_begin(r, i);
-		ob_sub(r, t, true);
-		ob_flags(r, i);
-		ob_flush(r);
-	}
+	announce_sub(r, t, true);
 	leave(r, now);
 	return 0;
 }
@@ -2361,14 +2367,7 @@ int wisp_gs_router_unsubscribe(wisp_gs_router *r, const uint8_t *topic, size_t l
 			prune_rec(r, ri, true, WISP_GS_PRUNED_UNSUB, now);
 	tp->subscribed = false;
 	topic_update_local(r, tp);
-	for (uint32_t i = 0; i < r->cfg.max_peers; i++) {
-		if (!r->peers[i].used)
-			continue;
-		ob_begin(r, i);
-		ob_sub(r, t, false);
-		ob_flags(r, i);
-		ob_flush(r);
-	}
+	announce_sub(r, t, false);
 	leave(r, now);
 	topic_release(r, t);
 	return 0;

@@ -98,11 +98,6 @@ static struct tstat *tstat_of(const wisp_score *s, uint32_t ri, uint32_t topic)
 	return &s->ts[(size_t)ri * s->p.max_topics + topic];
 }
 
-static bool id_equal(const wisp_peer_id *a, const wisp_peer_id *b)
-{
-	return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
-}
-
 __attribute__((format(printf, 3, 4))) static int fail(char *why, size_t cap, const char *fmt, ...)
 {
 	if (why && cap) {
@@ -714,7 +709,7 @@ int wisp_score_add_peer(wisp_score *s, uint32_t peer, const wisp_peer_id *id, co
 	uint32_t ri = NONE;
 	for (uint32_t j = 0; j < s->n_recs; j++) {
 		struct rec *o = &s->recs[j];
-		if (o->state == REC_FREE || !id_equal(&o->id, id))
+		if (o->state == REC_FREE || !wisp_peer_id_equal(&o->id, id))
 			continue;
 		if (o->state == REC_CONNECTED)
 			return WISP_ERR_EXISTS;
@@ -1006,7 +1001,7 @@ double wisp_score_get_id(const wisp_score *s, const wisp_peer_id *id, wisp_tstam
 {
 	for (uint32_t j = 0; j < s->n_recs; j++) {
 		const struct rec *o = &s->recs[j];
-		if (o->state == REC_FREE || !id_equal(&o->id, id))
+		if (o->state == REC_FREE || !wisp_peer_id_equal(&o->id, id))
 			continue;
 		if (o->state == REC_RETAINED && o->expire <= now)
 			return 0.0;
