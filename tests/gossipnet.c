@@ -132,12 +132,7 @@ void gn_start(const gn_opts *o)
 	gn_count = o->nodes;
 	for (unsigned i = 0; i < gn_count; i++) {
 		wisp_options wo;
-		wisp_options_default(&wo);
-		static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-		wo.workers = 1;
-		wo.pin_workers = 0;
-		wo.listen = addrs;
-		wo.n_listen = 1;
+		wt_node_options(&wo, true);
 		if (o->conn_send_budget)
 			wo.conn_send_budget = o->conn_send_budget;
 		if (o->stall_timeout_ms)
@@ -166,10 +161,7 @@ void gn_stop(void)
 		assert_int_equal(wisp_node_stop(gn[i].n), WISP_OK);
 	gn_drain(NULL); /* events queued before the stop hold buffers */
 	for (unsigned i = 0; i < gn_count; i++) {
-		wisp_stats st;
-		wisp_node_stats(gn[i].n, &st);
-		assert_int_equal(st.pool_in_use, 0);
-		wisp_node_free(gn[i].n);
+		wt_node_finish(gn[i].n);
 		gn[i].n = NULL;
 	}
 	gn_count = 0;

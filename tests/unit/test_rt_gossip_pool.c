@@ -126,16 +126,9 @@ static void test_pool_exhausted_inbound(void **state)
 	to.msgid = WISP_MSGID_CONTENT;
 	for (int i = 0; i < 2; i++) {
 		wisp_options o;
-		wisp_options_default(&o);
-		o.workers = 1;
-		o.pin_workers = 0;
-		static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-		if (i == 0) {
-			o.listen = addrs;
-			o.n_listen = 1;
-		} else {
+		wt_node_options(&o, i == 0);
+		if (i == 1)
 			o.pool_bytes = (size_t)4 << 20;
-		}
 		assert_int_equal(wisp_node_new(&nodes[i].n, &o), WISP_OK);
 		assert_int_equal(wisp_node_start(nodes[i].n), WISP_OK);
 		assert_int_equal(wisp_subscribe(nodes[i].n, TOPIC, &to, 0), WISP_OK);
@@ -190,11 +183,8 @@ static void test_pool_exhausted_inbound(void **state)
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(wisp_node_stop(nodes[i].n), WISP_OK);
 	(void)wait_ms(never, 0); /* events queued before the stop hold buffers */
-	for (int i = 0; i < 2; i++) {
-		wisp_node_stats(nodes[i].n, &st);
-		assert_int_equal(st.pool_in_use, 0);
-		wisp_node_free(nodes[i].n);
-	}
+	for (int i = 0; i < 2; i++)
+		wt_node_finish(nodes[i].n);
 }
 
 int main(void)
