@@ -117,6 +117,30 @@ bool gn_wait(eg_peer *e, bool (*cond)(void), unsigned timeout_ms)
 	}
 }
 
+static int rs_node;
+static size_t rs_off;
+static uint64_t rs_val;
+
+static bool rs_reached(void)
+{
+	wisp_gs_router_stats rs;
+	gn_router_stats(rs_node, &rs);
+	uint64_t v;
+	memcpy(&v, (const char *)&rs + rs_off, sizeof(v));
+	return v >= rs_val;
+}
+
+bool gn_wait_router(eg_peer *e, int i, size_t off, const char *name, uint64_t value, unsigned timeout_ms)
+{
+	rs_node = i;
+	rs_off = off;
+	rs_val = value;
+	bool ok = gn_wait(e, rs_reached, timeout_ms);
+	if (!ok)
+		print_message("router counter %s never reached %llu\n", name, (unsigned long long)value);
+	return ok;
+}
+
 static bool all_listening(void)
 {
 	for (unsigned i = 0; i < gn_count; i++)
