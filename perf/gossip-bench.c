@@ -44,6 +44,8 @@
 
 #include <wisp/wisp.h>
 
+#include "perf/bench.h"
+
 #ifndef WISP_SOURCE_DIR
 #error "perf/CMakeLists.txt defines WISP_SOURCE_DIR (the source tree, for gossip-bench-js.mjs)"
 #endif
@@ -55,7 +57,6 @@
 #define TOPIC "gossip-bench"
 #define MAGIC 0x67626e68u /* "gbnh": the payload header, as gossip-bench-js.mjs writes it */
 #define HDR 24            /* magic u32, seq u32, publish time u64 ns, publisher u16, pad (little endian) */
-#define SEC(x) ((uint64_t)((x) * 1e9))
 
 typedef struct scenario {
 	char name[64]; /* "1K-strict-10" */
@@ -92,13 +93,6 @@ static struct {
 static uint32_t edges[MAX_EDGES][2], n_edges, deg[MAX_NODES];
 static char machine[160];
 static int failures;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t clock_ns(clockid_t c)
 {
@@ -788,12 +782,6 @@ typedef struct series {
 
 static series res[MAX_SCENARIOS][2]; /* [scenario][0 wisp, 1 js] */
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void fmt_num(char *out, size_t cap, double v)
 {
 	if (isnan(v))
@@ -889,19 +877,9 @@ static void run_one(int si, bool js, int run)
 static const char *js_missing(char *node_ver, size_t cap)
 {
 	static char why[PATH_MAX + 128];
-	struct stat st;
-	if (stat(cfg.js_script, &st) != 0) {
-		snprintf(why, sizeof(why), "%s not found", cfg.js_script);
-		return why;
-	}
-	char mods[PATH_MAX];
-	const char *slash = strrchr(cfg.js_script, '/');
-	snprintf(mods, sizeof(mods), "%.*snode_modules/@chainsafe/libp2p-gossipsub/package.json",
-		 slash ? (int)(slash - cfg.js_script + 1) : 0, cfg.js_script);
-	if (stat(mods, &st) != 0) {
-		snprintf(why, sizeof(why), "%s missing (run sh tests/interop/npm-setup.sh)", mods);
-		return why;
-	}
+	const char *files = bench_js_files_missing(cfg.js_script, "@chainsafe/libp2p-gossipsub");
+	if (files)
+		return files;
 	proc p = { .label = "node --version" };
 	char *argv[] = { (char *)cfg.node, "--version", NULL };
 	if (proc_start(&p, argv, NULL, false) || !proc_finish(&p, now_ns() + SEC(20), true) || p.first[0] != 'v') {
@@ -918,27 +896,11 @@ static const char *js_missing(char *node_ver, size_t cap)
 
 static void machine_row(const char *node_ver)
 {
-	struct utsname u;
-	char cpu[128] = "?", host[64] = "?", line[256];
-	uname(&u);
-	gethostname(host, sizeof(host));
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-		if (colon && !strncmp(line, "model name", 10)) {
-			snprintf(cpu, sizeof(cpu), "%s", colon + 2);
-			cpu[strcspn(cpu, "\n\"")] = 0;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	double load[1] = { NAN };
-	getloadavg(load, 1);
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	snprintf(machine, sizeof(machine), "machine=%s cpus=%ld", host, cpus);
+	bench_host h;
+	bench_host_get(&h);
+	snprintf(machine, sizeof(machine), "machine=%s cpus=%ld", h.name, h.cpus);
 	printf("bench=gossip-bench name=machine arch=%s cpu=\"%s\" nproc=%ld kernel=%s loadavg=%.2f node=%s %s\n",
-	       u.machine, cpu, cpus, u.release, load[0], node_ver[0] ? node_ver : "none", machine);
+	       h.u.machine, h.cpu, h.cpus, h.u.release, h.load, node_ver[0] ? node_ver : "none", machine);
 }
 
 /* ---- options ----------------------------------------------------------------------------- */

@@ -48,6 +48,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "perf/bench.h"
+
 #ifndef WISP_SOURCE_DIR
 #error "perf/CMakeLists.txt defines WISP_SOURCE_DIR (the source tree, for js-peer.mjs)"
 #endif
@@ -81,21 +83,6 @@ static char machine[160]; /* appended to every row, as ring-bench does */
 static int failures;      /* measurements that failed: exit status 1 */
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-#define SEC(x) ((uint64_t)((x) * 1e9))
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 typedef struct stat3 {
 	double min, median, max;
@@ -942,19 +929,9 @@ static bool node_version(char *out, size_t cap)
 static const char *js_missing(char *node_ver, size_t cap)
 {
 	static char why[PATH_MAX + 128];
-	struct stat st;
-	if (stat(cfg.js_peer, &st) != 0) {
-		snprintf(why, sizeof(why), "%s not found", cfg.js_peer);
-		return why;
-	}
-	char mods[PATH_MAX];
-	const char *slash = strrchr(cfg.js_peer, '/');
-	snprintf(mods, sizeof(mods), "%.*snode_modules/libp2p/package.json", slash ? (int)(slash - cfg.js_peer + 1) : 0,
-		 cfg.js_peer);
-	if (stat(mods, &st) != 0) {
-		snprintf(why, sizeof(why), "%s missing (run sh tests/interop/npm-setup.sh)", mods);
-		return why;
-	}
+	const char *files = bench_js_files_missing(cfg.js_peer, "libp2p");
+	if (files)
+		return files;
 	if (!node_version(node_ver, cap)) {
 		snprintf(why, sizeof(why), "cannot run '%s --version' (is node installed? --node PATH)", cfg.node);
 		return why;
@@ -990,28 +967,12 @@ static void row_stat(const char *pair_name, const char *name, const char *unit, 
 
 static void machine_row(const char *node_ver, const char *js_skip)
 {
-	struct utsname u;
-	char cpu[128] = "?", host[64] = "?", line[256];
-	uname(&u);
-	gethostname(host, sizeof(host));
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-		if (colon && !strncmp(line, "model name", 10)) {
-			snprintf(cpu, sizeof(cpu), "%s", skip_ws(colon + 1));
-			cpu[strcspn(cpu, "\n\"")] = 0;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	double load[1] = { NAN };
-	getloadavg(load, 1);
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	snprintf(machine, sizeof(machine), "machine=%s cpus=%ld", host, cpus);
+	bench_host h;
+	bench_host_get(&h);
+	snprintf(machine, sizeof(machine), "machine=%s cpus=%ld", h.name, h.cpus);
 	printf("bench=stream-bench name=machine arch=%s cpu=\"%s\" nproc=%ld kernel=%s loadavg=%.2f openssl=\"%s\" "
 	       "node=%s %s\n",
-	       u.machine, cpu, cpus, u.release, load[0], OpenSSL_version(OPENSSL_VERSION),
+	       h.u.machine, h.cpu, h.cpus, h.u.release, h.load, OpenSSL_version(OPENSSL_VERSION),
 	       js_skip ? "none" : node_ver, machine);
 	printf("bench=stream-bench name=config runs=%d warmup=%d perf_bytes=%llu echo_bytes=%llu rtt_size=%u "
 	       "rtt_count=%u js_rtt_count=%u crypto_bytes=%llu crypto_record=%d wisp_workers=%d %s\n",

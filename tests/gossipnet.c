@@ -117,6 +117,30 @@ bool gn_wait(eg_peer *e, bool (*cond)(void), unsigned timeout_ms)
 	}
 }
 
+static int rs_node;
+static size_t rs_off;
+static uint64_t rs_val;
+
+static bool rs_reached(void)
+{
+	wisp_gs_router_stats rs;
+	gn_router_stats(rs_node, &rs);
+	uint64_t v;
+	memcpy(&v, (const char *)&rs + rs_off, sizeof(v));
+	return v >= rs_val;
+}
+
+bool gn_wait_router(eg_peer *e, int i, size_t off, const char *name, uint64_t value, unsigned timeout_ms)
+{
+	rs_node = i;
+	rs_off = off;
+	rs_val = value;
+	bool ok = gn_wait(e, rs_reached, timeout_ms);
+	if (!ok)
+		print_message("router counter %s never reached %llu\n", name, (unsigned long long)value);
+	return ok;
+}
+
 static bool all_listening(void)
 {
 	for (unsigned i = 0; i < gn_count; i++)
@@ -132,12 +156,7 @@ void gn_start(const gn_opts *o)
 	gn_count = o->nodes;
 	for (unsigned i = 0; i < gn_count; i++) {
 		wisp_options wo;
-		wisp_options_default(&wo);
-		static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-		wo.workers = 1;
-		wo.pin_workers = 0;
-		wo.listen = addrs;
-		wo.n_listen = 1;
+		wt_node_options(&wo, true);
 		if (o->conn_send_budget)
 			wo.conn_send_budget = o->conn_send_budget;
 		if (o->stall_timeout_ms)
@@ -166,10 +185,7 @@ void gn_stop(void)
 		assert_int_equal(wisp_node_stop(gn[i].n), WISP_OK);
 	gn_drain(NULL); /* events queued before the stop hold buffers */
 	for (unsigned i = 0; i < gn_count; i++) {
-		wisp_stats st;
-		wisp_node_stats(gn[i].n, &st);
-		assert_int_equal(st.pool_in_use, 0);
-		wisp_node_free(gn[i].n);
+		wt_node_finish(gn[i].n);
 		gn[i].n = NULL;
 	}
 	gn_count = 0;

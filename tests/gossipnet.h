@@ -12,6 +12,7 @@
 #define WISP_TESTS_GOSSIPNET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <wisp/wisp.h>
@@ -66,6 +67,12 @@ void gn_wait_mesh(const char *topic, int from);
 bool gn_wait(eg_peer *e, bool (*cond)(void), unsigned timeout_ms);
 /* Drain what is there now. */
 void gn_drain(eg_peer *e);
+/* gn_wait until node i's router counter at off (a uint64_t field of
+ * wisp_gs_router_stats) reaches value; when it does not within timeout_ms,
+ * prints name and returns false. GN_WAIT_ROUTER asserts it for a field. */
+bool gn_wait_router(eg_peer *e, int i, size_t off, const char *name, uint64_t value, unsigned timeout_ms);
+#define GN_WAIT_ROUTER(e, i, field, value, timeout_ms)                                                  \
+	assert_true(gn_wait_router((e), (i), offsetof(wisp_gs_router_stats, field), #field, (value), (timeout_ms)))
 
 /* Data of message (tag, k): "<tag><k>:" padded with '.' to len bytes
  * (at least the prefix). Returns its length. */

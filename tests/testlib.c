@@ -185,3 +185,26 @@ bool wt_wait_nodes(struct wisp_node *(*node)(int i), int n, void (*take)(int i, 
 		poll(p, (nfds_t)k, left < 20 ? left : 20);
 	}
 }
+
+void wt_node_options(struct wisp_options *o, bool listen)
+{
+	static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
+	wisp_options_default(o);
+	o->workers = 1;
+	o->pin_workers = 0;
+	if (listen) {
+		o->listen = addrs;
+		o->n_listen = 1;
+	}
+}
+
+void wt_node_finish(struct wisp_node *n)
+{
+	wisp_event ev;
+	while (wisp_node_next_event(n, &ev) == 1)
+		wisp_event_release(n, &ev);
+	wisp_stats st;
+	wisp_node_stats(n, &st);
+	assert_int_equal(st.pool_in_use, 0);
+	wisp_node_free(n);
+}

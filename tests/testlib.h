@@ -41,6 +41,15 @@ struct wisp_event;
 bool wt_wait_nodes(struct wisp_node *(*node)(int i), int n, void (*take)(int i, const struct wisp_event *ev),
 		   bool (*cond)(void), unsigned timeout_ms);
 
+/* Options for a node in a loopback test: the defaults with one unpinned
+ * worker and, when listen, a listener on 127.0.0.1 (port chosen by the
+ * kernel). */
+struct wisp_options;
+void wt_node_options(struct wisp_options *o, bool listen);
+/* For a node already stopped: release the events still queued (they hold
+ * buffers), check that every pooled buffer came back, and free it. */
+void wt_node_finish(struct wisp_node *n);
+
 /* A seeded xorshift generator for randomized round trips. wt_rng_seed()
  * seeds it from the clock (or $WISP_TEST_SEED) and prints the seed, so a
  * failing run can be repeated. */

@@ -153,14 +153,7 @@ static void start_all(void)
 	memset(nodes, 0, sizeof(nodes));
 	for (int i = 0; i < N; i++) {
 		wisp_options o;
-		wisp_options_default(&o);
-		o.workers = 1;
-		o.pin_workers = 0;
-		static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-		if (i == 0) {
-			o.listen = addrs;
-			o.n_listen = 1;
-		}
+		wt_node_options(&o, i == 0);
 		assert_int_equal(wisp_node_new(&nodes[i].n, &o), WISP_OK);
 		assert_int_equal(wisp_node_start(nodes[i].n), WISP_OK);
 	}
@@ -176,10 +169,7 @@ static void stop_all(void)
 		assert_int_equal(wisp_node_stop(nodes[i].n), WISP_OK);
 	(void)wait_ms(drained, 0); /* events queued before the stop hold buffers */
 	for (int i = 0; i < N; i++) {
-		wisp_stats st;
-		wisp_node_stats(nodes[i].n, &st);
-		assert_int_equal(st.pool_in_use, 0);
-		wisp_node_free(nodes[i].n);
+		wt_node_finish(nodes[i].n);
 		nodes[i].n = NULL;
 	}
 }

@@ -82,32 +82,8 @@ static int teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Wait for one of a node's router counters (a uint64_t field, by offset)
- * to reach a value. */
-static size_t w_off;
-static uint64_t w_val;
-static int w_node;
-
-static bool rs_reached(void)
-{
-	wisp_gs_router_stats rs;
-	gn_router_stats(w_node, &rs);
-	uint64_t v;
-	memcpy(&v, (const char *)&rs + w_off, sizeof(v));
-	return v >= w_val;
-}
-
-#define WAIT_ROUTER(e, node, field, value)                                                              \
-	do {                                                                                            \
-		w_node = (node);                                                                        \
-		w_off = offsetof(wisp_gs_router_stats, field);                                          \
-		w_val = (value);                                                                        \
-		bool ok_ = gn_wait((e), rs_reached, WAIT_MS);                                           \
-		if (!ok_)                                                                               \
-			print_message("router counter %s never reached %llu\n", #field,                 \
-				      (unsigned long long)w_val);                                       \
-		assert_true(ok_);                                                                       \
-	} while (0)
+/* Wait for one of a node's router counters to reach a value. */
+#define WAIT_ROUTER(e, node, field, value) GN_WAIT_ROUTER(e, node, field, value, WAIT_MS)
 
 static eg_peer *evil(int rcvbuf)
 {

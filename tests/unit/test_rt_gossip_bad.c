@@ -131,30 +131,8 @@ static void trial_end(trial *t)
 #define GOSSIP_MOVED(t, now, f) ((now).gossip.f - (t)->st.gossip.f)
 #define ROUTER_MOVED(t, now, f) ((now).f - (t)->rs.f)
 
-/* Wait for one of A's router counters (a uint64_t field, by offset) to
- * reach a value. */
-static size_t w_off;
-static uint64_t w_val;
-
-static bool rs_reached(void)
-{
-	wisp_gs_router_stats rs;
-	gn_router_stats(A, &rs);
-	uint64_t v;
-	memcpy(&v, (const char *)&rs + w_off, sizeof(v));
-	return v >= w_val;
-}
-
-#define WAIT_ROUTER(e, field, value)                                                                    \
-	do {                                                                                            \
-		w_off = offsetof(wisp_gs_router_stats, field);                                          \
-		w_val = (value);                                                                        \
-		bool ok_ = gn_wait((e), rs_reached, WAIT_MS);                                           \
-		if (!ok_)                                                                               \
-			print_message("router counter %s never reached %llu\n", #field,                 \
-				      (unsigned long long)w_val);                                       \
-		assert_true(ok_);                                                                       \
-	} while (0)
+/* Wait for one of A's router counters to reach a value. */
+#define WAIT_ROUTER(e, field, value) GN_WAIT_ROUTER(e, A, field, value, WAIT_MS)
 
 static eg_peer *evil(void)
 {

@@ -95,12 +95,7 @@ static void start_node(int i)
 {
 	memset(&nodes[i], 0, sizeof(nodes[i]));
 	wisp_options o;
-	wisp_options_default(&o);
-	o.workers = 1;
-	o.pin_workers = 0;
-	static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-	o.listen = addrs;
-	o.n_listen = 1;
+	wt_node_options(&o, true);
 	assert_int_equal(wisp_node_new(&nodes[i].n, &o), WISP_OK);
 	assert_int_equal(wisp_node_start(nodes[i].n), WISP_OK);
 	assert_int_equal(wisp_subscribe(nodes[i].n, TOPIC, NULL, 0), WISP_OK);
@@ -112,13 +107,7 @@ static void start_node(int i)
 static void stop_node(int i)
 {
 	assert_int_equal(wisp_node_stop(nodes[i].n), WISP_OK);
-	wisp_event ev;
-	while (wisp_node_next_event(nodes[i].n, &ev) == 1)
-		wisp_event_release(nodes[i].n, &ev);
-	wisp_stats st;
-	wisp_node_stats(nodes[i].n, &st);
-	assert_int_equal(st.pool_in_use, 0);
-	wisp_node_free(nodes[i].n);
+	wt_node_finish(nodes[i].n);
 	nodes[i].n = NULL;
 	nodes[i].live = false;
 }

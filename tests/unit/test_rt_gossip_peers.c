@@ -104,12 +104,7 @@ static bool cur_listening(void)
 static void start_node(int i, const char *const *explicit_peers, uint32_t n_explicit)
 {
 	wisp_options o;
-	wisp_options_default(&o);
-	o.workers = 1;
-	o.pin_workers = 0;
-	static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-	o.listen = addrs;
-	o.n_listen = 1;
+	wt_node_options(&o, true);
 	o.explicit_peers = explicit_peers;
 	o.n_explicit_peers = n_explicit;
 	o.explicit_redial_ms = 200;
@@ -123,13 +118,8 @@ static void stop_all(void)
 {
 	for (int i = 0; i < N; i++)
 		assert_int_equal(wisp_node_stop(nodes[i].n), WISP_OK);
-	for (int i = 0; i < N; i++) {
-		wisp_event ev;
-		while (wisp_node_next_event(nodes[i].n, &ev) == 1)
-			wisp_event_release(nodes[i].n, &ev);
-		assert_int_equal(stats_of(i).pool_in_use, 0);
-		wisp_node_free(nodes[i].n);
-	}
+	for (int i = 0; i < N; i++)
+		wt_node_finish(nodes[i].n);
 	memset(nodes, 0, sizeof(nodes));
 }
 

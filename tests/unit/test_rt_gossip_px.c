@@ -117,12 +117,7 @@ static bool cur_listening(void)
 static void start_node(int i)
 {
 	wisp_options o;
-	wisp_options_default(&o);
-	o.workers = 1;
-	o.pin_workers = 0;
-	static const char *const addrs[] = { "/ip4/127.0.0.1/tcp/0" };
-	o.listen = addrs;
-	o.n_listen = 1;
+	wt_node_options(&o, true);
 	assert_int_equal(wisp_node_new(&nodes[i].n, &o), WISP_OK);
 	assert_int_equal(wisp_node_start(nodes[i].n), WISP_OK);
 	cur = i;
@@ -134,16 +129,10 @@ static void stop_all(void)
 	for (int i = 0; i < N; i++)
 		if (nodes[i].n)
 			assert_int_equal(wisp_node_stop(nodes[i].n), WISP_OK);
-	for (int i = 0; i < N; i++) {
-		if (!nodes[i].n)
-			continue;
-		wisp_event ev;
-		while (wisp_node_next_event(nodes[i].n, &ev) == 1)
-			wisp_event_release(nodes[i].n, &ev);
-		/* records held per connection went back with the actor */
-		assert_int_equal(stats_of(i).pool_in_use, 0);
-		wisp_node_free(nodes[i].n);
-	}
+	/* records held per connection go back with the actor */
+	for (int i = 0; i < N; i++)
+		if (nodes[i].n)
+			wt_node_finish(nodes[i].n);
 	memset(nodes, 0, sizeof(nodes));
 }
 
