@@ -41,8 +41,9 @@
 //      signed-under-none: msg_policy), the other wisp nodes count nothing,
 //      and nobody (wisp or js) delivers it;
 //   6. every node got every message exactly once (counted by message id)
-//      and nothing else, no disconnect, no PRUNE from wisp, js scores of
-//      wisp >= 0, js meshes unchanged, wisp's msg_delivered = its message
+//      and nothing else, no disconnect, js scores of wisp >= 0, no PRUNE
+//      from wisp and js meshes unchanged (but J0's: wisp may prune J0 for
+//      step 5's invalid messages), wisp's msg_delivered = its message
 //      events;
 //   7. large messages (--large, 0 skips): J0 publishes --large messages of
 //      --large-size random bytes at once (100 x 100000 by default; js -> js
@@ -639,15 +640,20 @@ async function scenario ({ sign, topology, name: sc }, keys) {
     })
 
     await step(sc, 'exactly once, connections, meshes, scores', async () => {
-      // js's view of the mesh: unchanged, no PRUNE from wisp, wisp not penalized.
+      // js's view of the mesh: unchanged, no PRUNE from wisp, wisp not
+      // penalized. Not for J0's mesh: it sent its wisp neighbours invalid
+      // messages on purpose (step 5), its score there goes negative, and
+      // wisp rightly prunes it at the next heartbeat (whether that came
+      // before this check was a matter of timing: a flaky check).
       const meshes = await Promise.all(J.map((j) => j.p.request({ cmd: 'mesh', topic: TOPIC }, 'gossip_peers', 10 * S)))
       meshes.forEach((m, i) => {
         const want = JSON.stringify([...J[i].nbr].map((n) => n.id).sort())
-        check(JSON.stringify(m.mesh) === want && JSON.stringify(m.peers) === want, `${J[i].name}: mesh = its wisp neighbours still`, JSON.stringify(m))
+        if (i === 0) check(JSON.stringify(m.peers) === want, `${J[i].name}: known subscribers = its wisp neighbours still`, JSON.stringify(m))
+        else check(JSON.stringify(m.mesh) === want && JSON.stringify(m.peers) === want, `${J[i].name}: mesh = its wisp neighbours still`, JSON.stringify(m))
         const low = Object.entries(m.scores).filter(([, s]) => s < 0)
         check(low.length === 0, `${J[i].name}: js scores of wisp >= 0 (${JSON.stringify(Object.values(m.scores))})`, JSON.stringify(low))
       })
-      for (const j of J) {
+      for (const j of J.slice(1)) {
         const prunes = j.p.events.filter((e) => e.event === 'prune' && e.direction === 'inbound')
         check(prunes.length === 0, `${j.name}: no PRUNE from wisp`, JSON.stringify(prunes.slice(0, 3)))
       }
