@@ -5,6 +5,7 @@
 #include <wisp/error.h>
 
 #include "codec/varint.h"
+#include "runtime/bufring.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
 
@@ -12,25 +13,12 @@
  * the window allows, and what waits beyond stays in the class queues where
  * priorities still apply. */
 #define FEED_MARK (256u * 1024)
-#define RING_MIN 64u
-_Static_assert((RING_MIN & (RING_MIN - 1)) == 0, "ring indices are masked");
-
-typedef struct queued {
-	wisp_buf *buf;
-	wisp_tstamp expires;
-} queued;
-
-typedef struct ring {
-	queued *q;
-	uint32_t cap, head, count; /* cap: 0 or RING_MIN doubled, a power of two */
-} ring;
-
 struct wisp_pubsub_conn {
 	wisp_stream *out;    /* our stream, once the peer took a protocol */
 	bool opening;
 	bool up_sent;
 	bool record_sent;    /* the actor holds a record for this connection */
-	ring r[WISP_PUBSUB_LEVELS];
+	wisp_bufring r[WISP_PUBSUB_LEVELS];
 	size_t queued;       /* bytes waiting in the rings */
 	uint64_t dropped[WISP_PUBSUB_LEVELS];
 };
@@ -115,51 +103,6 @@ static void peer_up(wisp_shard_conn *sc, const wisp_proto *p)
 
 /* ---- outbound queue ---------------------------------------------------- */
 
-/* The i-th entry from the oldest. */
-static queued *ring_at(const ring *r, uint32_t i)
-{
-	return &r->q[(r->head + i) & (r->cap - 1)];
-}
-
-static int ring_push(const wisp_mem *mem, ring *r, wisp_buf *b, wisp_tstamp expires, uint32_t max)
-{
-	if (r->count == r->cap) {
-		uint32_t cap = r->cap ? r->cap * 2 : RING_MIN;
-		if (cap > max)
-			return WISP_ERR_LIMIT;
-		queued *q = wisp_malloc(mem, cap * sizeof(*q));
-		if (!q)
-			return WISP_ERR_NOMEM;
-		for (uint32_t i = 0; i < r->count; i++)
-			q[i] = *ring_at(r, i);
-		wisp_free(mem, r->q);
-		r->q = q;
-		r->cap = cap;
-		r->head = 0;
-	}
-	*ring_at(r, r->count) = (queued){ wisp_buf_ref(b), expires };
-	r->count++;
-	return WISP_OK;
-}
-
-static queued *ring_front(ring *r)
-{
-	return r->count ? &r->q[r->head] : NULL;
-}
-
-static void ring_pop(ring *r)
-{
-	r->head = (r->head + 1) & (r->cap - 1);
-	r->count--;
-}
-
-/* The newest entry, taken off the ring (the caller owns its reference). */
-static queued ring_take_back(ring *r)
-{
-	r->count--;
-	return *ring_at(r, r->count);
-}
-
 /* Move queued frames into our stream while it drains, control first. */
 static void feed(wisp_shard_conn *sc)
 {
@@ -168,8 +111,8 @@ static void feed(wisp_shard_conn *sc)
 		return;
 	wisp_tstamp now = 0; /* read once, at the first frame with an expiry */
 	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++) {
-		queued *q;
-		while ((q = ring_front(&ps->r[c])) && wisp_stream_queued(ps->out) < FEED_MARK) {
+		wisp_bufring_entry *q;
+		while ((q = wisp_bufring_front(&ps->r[c])) && wisp_stream_queued(ps->out) < FEED_MARK) {
 			if (q->expires && !now)
 				now = wisp_loop_now(sc->shard->loop);
 			if (q->expires && q->expires < now) {
@@ -190,7 +133,7 @@ static void feed(wisp_shard_conn *sc)
 			}
 			ps->queued -= q->buf->len;
 			wisp_buf_unref(q->buf);
-			ring_pop(&ps->r[c]);
+			wisp_bufring_pop(&ps->r[c]);
 		}
 	}
 }
@@ -214,12 +157,12 @@ static bool make_room(wisp_shard_conn *sc, int level, size_t need, size_t budget
 	size_t over = ps->queued + need - budget, lower = 0;
 	for (int c = level + 1; c < WISP_PUBSUB_LEVELS && lower < over; c++)
 		for (uint32_t i = 0; i < ps->r[c].count && lower < over; i++)
-			lower += ring_at(&ps->r[c], i)->buf->len;
+			lower += wisp_bufring_at(&ps->r[c], i)->buf->len;
 	if (lower < over)
 		return false;
 	for (int c = WISP_PUBSUB_LEVELS - 1; c > level && ps->queued + need > budget; c--) {
 		while (ps->r[c].count && ps->queued + need > budget) {
-			queued q = ring_take_back(&ps->r[c]);
+			wisp_bufring_entry q = wisp_bufring_take_back(&ps->r[c]);
 			ps->queued -= q.buf->len;
 			wisp_buf_unref(q.buf);
 			wisp_stat_add(&stats_of(sc)->evicted, 1);
@@ -249,7 +192,7 @@ void wisp_pubsub_send(wisp_shard *s, wisp_conn_ref ref, wisp_buf *frame, int lev
 	 * without bound). */
 	size_t budget = s->node->net.pubsub_budget;
 	bool fits = (level == WISP_PUBSUB_CONTROL && ps->queued < budget) || make_room(sc, level, frame->len, budget);
-	if (!fits || ring_push(s->node->mem, &ps->r[level], frame, expires, s->node->net.pubsub_max_frames) != WISP_OK) {
+	if (!fits || wisp_bufring_push(s->node->mem, &ps->r[level], frame, expires, s->node->net.pubsub_max_frames) != WISP_OK) {
 		dropped(sc, level);
 		return;
 	}
@@ -435,14 +378,8 @@ void wisp_pubsub_closed(wisp_shard_conn *sc)
 		return;
 	if (ps->up_sent || ps->record_sent)
 		to_actor(sc, WISP_GMSG_PEER_DOWN, 0, NULL);
-	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++) {
-		queued *q;
-		while ((q = ring_front(&ps->r[c]))) {
-			wisp_buf_unref(q->buf);
-			ring_pop(&ps->r[c]);
-		}
-		wisp_free(node_of(sc)->mem, ps->r[c].q);
-	}
+	for (int c = 0; c < WISP_PUBSUB_LEVELS; c++)
+		wisp_bufring_clear(node_of(sc)->mem, &ps->r[c]);
 	/* our stream (ps->out) is closed by the connection's teardown right after */
 	wisp_free(node_of(sc)->mem, ps);
 	sc->ps = NULL;

@@ -10,7 +10,9 @@
 #include "runtime/tsan.h"
 
 /* Payload sizes of the classes. The largest serves a 1 MiB gossip message
- * (the default max message size) plus its framing. */
+ * (the default max message size) plus its framing, and a 1 MiB
+ * request/response chunk compressed at zstd's worst case (1 MiB + 4 KiB)
+ * with its prefix. */
 /* 256 KiB between 64 KiB and 1 MiB: a 100 KB message would otherwise pin
  * ten times its size (found by the js gossip interop test's large burst).
  * 68 KiB: a 64 KiB gossip message with its RPC framing (or with the event
@@ -19,7 +21,7 @@
  * node at 50 msg/s of 64 KiB exhausts with its message cache alone (found
  * by perf/gossip-bench). 128 KiB keeps the step to the next class at 2x. */
 static const uint32_t class_len[WISP_POOL_CLASSES] = { 256,	   4096,	  65536,	    69632,
-						       131072, 262144, (1u << 20) + 1024 };
+						       131072, 262144, (1u << 20) + 8192 };
 
 /* A class caches at most this many released buffers; beyond that they go
  * back to the allocator. */

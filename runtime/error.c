@@ -18,6 +18,7 @@
 	X(WISP_ERR_EXISTS, "already exists")                                              \
 	X(WISP_ERR_REFUSED, "refused by the peer")                                        \
 	X(WISP_ERR_RESET, "reset by the peer")                                            \
+	X(WISP_ERR_CANCELED, "canceled")                                                  \
 	X(WISP_ERR_TRUNCATED, "input truncated")                                          \
 	X(WISP_ERR_VARINT, "invalid varint (too long, overflowing or not minimal)")       \
 	X(WISP_ERR_TOO_LARGE, "declared length over the maximum")                         \
@@ -35,6 +36,7 @@
 	X(WISP_ERR_FLOW_CONTROL, "flow-control window exceeded")                          \
 	X(WISP_ERR_STREAM_LIMIT, "too many streams")                                      \
 	X(WISP_ERR_HANDSHAKE, "handshake violation")                                      \
+	X(WISP_ERR_BAD_CONTENT, "content failed its check")                               \
 	X(WISP_ERR_NOMEM, "out of memory")                                                \
 	X(WISP_ERR_INTERNAL, "internal error")
 

@@ -53,6 +53,8 @@ void wisp_options_default(wisp_options *o)
 	o->explicit_peers = NULL;
 	o->n_explicit_peers = 0;
 	o->explicit_redial_ms = 10000;
+	o->max_requests_out = 1024;
+	o->max_requests_in = 1024;
 }
 
 __attribute__((format(printf, 2, 3))) static void set_err(wisp_node *n, const char *fmt, ...)
@@ -116,6 +118,11 @@ static int check_options(const wisp_options *o, char *msg, size_t len)
 	    o->explicit_redial_ms < 10) {
 		snprintf(msg, len, "options: at most %u explicit peers, in options.explicit_peers, and "
 			 "explicit_redial_ms >= 10", WISP_MAX_EXPLICIT_PEERS);
+		return WISP_ERR_INVALID_ARG;
+	}
+	if (o->max_requests_out < 1 || o->max_requests_out > 65536 || o->max_requests_in < 1 ||
+	    o->max_requests_in > 65536) {
+		snprintf(msg, len, "options.max_requests_out and max_requests_in must be within 1..65536");
 		return WISP_ERR_INVALID_ARG;
 	}
 	if (o->services & ~(WISP_SERVICE_PERF | WISP_SERVICE_ECHO)) {

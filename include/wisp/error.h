@@ -37,6 +37,7 @@ enum {
 	WISP_ERR_EXISTS = -14,      /* the file or entry already exists */
 	WISP_ERR_REFUSED = -15,     /* the peer declined: no common protocol, connection refused */
 	WISP_ERR_RESET = -16,       /* the peer reset the stream or closed the connection */
+	WISP_ERR_CANCELED = -17,    /* the caller canceled it */
 
 	/* the peer or the input is at fault */
 	WISP_ERR_PEER_FIRST = -100,
@@ -57,6 +58,7 @@ enum {
 	WISP_ERR_FLOW_CONTROL = -114, /* the peer sent more than its flow-control window */
 	WISP_ERR_STREAM_LIMIT = -115, /* the peer opened more streams than allowed */
 	WISP_ERR_HANDSHAKE = -116,    /* the peer broke the handshake (unexpected message or payload) */
+	WISP_ERR_BAD_CONTENT = -117,  /* content that failed its check (a chunk not matching its hash) */
 	WISP_ERR_PEER_LAST = -199,
 
 	/* fatal */

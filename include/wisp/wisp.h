@@ -30,7 +30,7 @@ typedef struct wisp_node wisp_node;
 
 /* ---- options ----------------------------------------------------------- */
 
-#define WISP_OPTIONS_VERSION 3
+#define WISP_OPTIONS_VERSION 4
 
 /* Creation options. Initialize with wisp_options_default(), then change
  * fields; wisp_node_new() copies the struct, so it may live on the stack.
@@ -77,6 +77,12 @@ typedef struct wisp_options {
 	const char *const *explicit_peers;
 	uint32_t n_explicit_peers;
 	uint32_t explicit_redial_ms;   /* default 10000 */
+
+	/* Request/response (version 4). */
+	uint32_t max_requests_out;     /* our requests in flight at once, all peers and protocols; past it
+				          wisp_request() says WISP_ERR_LIMIT in its end event (default 1024) */
+	uint32_t max_requests_in;      /* peers' requests being answered at once, all protocols; past it
+				          they get "resource unavailable" (default 1024) */
 } wisp_options;
 
 #define WISP_MAX_EXPLICIT_PEERS 64
@@ -145,6 +151,11 @@ typedef enum wisp_event_type {
 	WISP_EVENT_PUBLISHED = 13,    /* wisp_publish() done: u.published; status WISP_OK or why not */
 	WISP_EVENT_MESSAGE = 14,      /* a validated message on a subscribed topic: u.message */
 	WISP_EVENT_VALIDATE = 15,     /* a message waits for wisp_validate(): u.message (ref set) */
+	WISP_EVENT_REQUEST = 16,      /* a peer's request waits for wisp_respond(): u.request */
+	WISP_EVENT_RESPONSE = 17,     /* a chunk of the response to wisp_request() (cookie): u.response */
+	WISP_EVENT_RESPONSE_END = 18, /* that request ended: status WISP_OK or why not; u.response */
+	WISP_EVENT_RESPOND_READY = 19,/* a request whose wisp_respond() said AGAIN has room again:
+					 u.request (ref only) */
 } wisp_event_type;
 
 #define WISP_ADDR_TEXT_MAX 128
@@ -252,6 +263,8 @@ typedef struct wisp_event {
 		const struct wisp_topic_info *topic;
 		const struct wisp_published_info *published;
 		const struct wisp_message_info *message;
+		const struct wisp_request_info *request;
+		const struct wisp_response_info *response;
 		const void *data;
 	} u;
 	void *priv_;     /* owned buffer: released by wisp_event_release() */
@@ -427,6 +440,129 @@ WISP_API int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v) WISP_NONN
  * Errors as wisp_dial(), and WISP_ERR_INVALID_ARG (value not finite). */
 WISP_API int wisp_set_app_score(wisp_node *n, const wisp_peer_id *peer, double value) WISP_NONNULL(1, 2);
 
+/* ---- request/response --------------------------------------------------
+ *
+ * One stream per request, one protocol id per message type (the Atlas ones
+ * are /atlas/req/<name>/<version>/pb_zstd; see wisp/atlas.h). The requester
+ * writes the request and half-closes; the responder writes zero or more
+ * chunks and closes. On the wire:
+ *
+ *   request         uvarint(content length) || one zstd frame of the content
+ *   response chunk  result byte || uvarint(content length) || one zstd frame
+ *
+ * A non-zero result's content is a UTF-8 message of at most 256 bytes, and
+ * ends the response. Lengths are checked against the protocol's maxima
+ * before anything is read or allocated; a peer that breaks the framing gets
+ * its stream reset (a requester: "invalid request" first) and the scoring
+ * actor hears of it.
+ */
+
+typedef enum wisp_rr_result {
+	WISP_RR_SUCCESS = 0,
+	WISP_RR_INVALID_REQUEST = 1,
+	WISP_RR_SERVER_ERROR = 2,
+	WISP_RR_UNAVAILABLE = 3, /* resource unavailable: also what limits answer */
+} wisp_rr_result;
+
+#define WISP_REQRESP_MAX_PROTOCOLS 16
+#define WISP_REQRESP_PROTOCOL_MAX 128  /* bytes in a protocol id */
+#define WISP_REQRESP_MAX_CHUNK (1u << 20) /* the largest request or chunk content */
+#define WISP_REQRESP_MAX_ERRMSG 256
+
+#define WISP_REQRESP_OPTS_VERSION 1
+
+typedef struct wisp_reqresp_opts {
+	uint32_t version;
+	int serve;                      /* 1: answer peers' requests (WISP_EVENT_REQUEST); 0: only ask
+					   (peers hear "na"). Default 1 */
+	uint32_t max_request;           /* largest request content, bytes (default 64 KiB) */
+	uint32_t max_chunk;             /* largest response chunk content (default WISP_REQRESP_MAX_CHUNK) */
+	uint32_t max_chunks;            /* chunks in one response (default 1024) */
+	/* requester */
+	uint32_t first_byte_timeout_ms; /* from sending the request to the first response byte (10000) */
+	uint32_t chunk_timeout_ms;      /* for each chunk after the first byte (10000) */
+	/* responder */
+	uint32_t respond_timeout_ms;    /* the application's first or next chunk (10000): past it the
+					   stream is reset */
+	uint32_t max_concurrent_per_peer; /* requests answered at once per peer (default 8) */
+	uint32_t max_concurrent;        /* ... from all peers (default 128) */
+	uint32_t rate_per_peer;         /* requests per second per peer, in bursts of up to twice
+					   that; 0 = no limit (default 50) */
+	uint32_t respond_window;        /* bytes of chunks one request may have queued behind the
+					   connection before wisp_respond() says AGAIN (4 MiB) */
+} wisp_reqresp_opts;
+
+void wisp_reqresp_opts_default(wisp_reqresp_opts *o) WISP_NONNULL(1);
+
+/* Register a protocol (o NULL: defaults), between wisp_node_new() and
+ * wisp_node_start(), on the controlling thread. Both directions use it:
+ * wisp_request() names it, and with serve its requests arrive as
+ * WISP_EVENT_REQUEST. Returns its number (>= 0, the order of registration)
+ * or WISP_ERR_INVALID_ARG (bad id or opts), WISP_ERR_EXISTS, WISP_ERR_LIMIT
+ * (WISP_REQRESP_MAX_PROTOCOLS), WISP_ERR_STATE (started). */
+WISP_API int wisp_reqresp_register(wisp_node *n, const char *protocol, const wisp_reqresp_opts *o)
+	WISP_NONNULL(1, 2);
+
+/* u.request: data points inside the event. */
+typedef struct wisp_request_info {
+	uint64_t ref;            /* pass to wisp_respond() */
+	const char *protocol;
+	uint32_t protocol_index; /* wisp_reqresp_register()'s number */
+	wisp_peer_id peer;
+	const uint8_t *data;
+	uint32_t len;
+} wisp_request_info;
+
+/* u.response: a chunk (WISP_EVENT_RESPONSE), or the end (RESPONSE_END:
+ * data NULL; chunks, bytes and elapsed_ns cover the whole response). */
+typedef struct wisp_response_info {
+	uint64_t id;             /* wisp_request()'s */
+	const char *protocol;
+	uint32_t protocol_index;
+	wisp_peer_id peer;
+	wisp_rr_result result;   /* the chunk's; at the end, the last chunk's */
+	uint32_t index;          /* the chunk's number from 0; at the end, the number of chunks */
+	const uint8_t *data;     /* content, or the error message for a non-zero result */
+	uint32_t len;
+	uint64_t bytes;          /* at the end: content bytes of all chunks */
+	uint64_t elapsed_ns;     /* at the end: request sent to end; for a chunk, to that chunk */
+} wisp_response_info;
+
+/* Ask peer (connected) on protocol (registered) with data[0..len); returns
+ * at once with *id set (when id is not NULL). The response comes as
+ * WISP_EVENT_RESPONSE chunks then one WISP_EVENT_RESPONSE_END, all with
+ * cookie; the end's status is WISP_OK (the peer closed after its chunks; a
+ * non-zero result is in the chunks) or why not: WISP_ERR_NOTFOUND (not
+ * connected), WISP_ERR_LIMIT (max_requests_out in flight, or the
+ * connection's streams), WISP_ERR_REFUSED (the peer does not serve the
+ * protocol), WISP_ERR_TIMEOUT (first byte, a chunk, or timeout_ms for the
+ * whole response when not 0), WISP_ERR_CANCELED, WISP_ERR_RESET, or a peer
+ * error (WISP_ERR_TOO_LARGE, WISP_ERR_DECOMPRESS, ...: the stream is reset
+ * and the peer penalized). Errors (nothing queued): WISP_ERR_INVALID_ARG,
+ * WISP_ERR_NOTFOUND (protocol not registered), WISP_ERR_TOO_LARGE (over
+ * the protocol's max_request), WISP_ERR_AGAIN, WISP_ERR_CLOSED. */
+WISP_API int wisp_request(wisp_node *n, const wisp_peer_id *peer, const char *protocol, const void *data,
+			  size_t len, uint32_t timeout_ms, uint64_t cookie, uint64_t *id) WISP_NONNULL(1, 2, 3);
+
+/* Cancel request id: its stream is reset and its end event says
+ * WISP_ERR_CANCELED (nothing happens when it has ended). */
+WISP_API int wisp_request_cancel(wisp_node *n, uint64_t id) WISP_NONNULL(1);
+
+/* Answer request ref with one chunk, from any thread: result and
+ * data[0..len) (the content, or for a non-zero result a UTF-8 message of at
+ * most 256 bytes, which ends the response). last: this is the final chunk.
+ * Chunks queue behind the connection; when one request has
+ * respond_window bytes queued, this says WISP_ERR_AGAIN and a
+ * WISP_EVENT_RESPOND_READY follows once half of them are sent.
+ * Errors: WISP_ERR_NOTFOUND (no such request, or it ended: the requester
+ * reset it, the respond timeout passed), WISP_ERR_TOO_LARGE (over
+ * max_chunk), WISP_ERR_INVALID_ARG, WISP_ERR_AGAIN, WISP_ERR_CLOSED. */
+WISP_API int wisp_respond(wisp_node *n, uint64_t ref, wisp_rr_result result, const void *data, size_t len,
+			  int last) WISP_NONNULL(1);
+
+/* End the response to ref without another chunk (also: no chunk at all). */
+WISP_API int wisp_respond_end(wisp_node *n, uint64_t ref) WISP_NONNULL(1);
+
 #define WISP_STATS_MAX_THREADS 64
 
 typedef enum wisp_thread_kind {
@@ -513,6 +649,25 @@ typedef struct wisp_stats {
 		uint64_t px_dialed;             /* dials made for PX (cookie WISP_COOKIE_PX) */
 		uint64_t px_records_sent;       /* entries in our PRUNEs that carried a record */
 	} gossip;
+	struct {
+		/* as requester */
+		uint64_t requests_out;          /* wisp_request() calls that reached the actor */
+		uint64_t responses_ok;          /* ended WISP_OK */
+		uint64_t failed;                /* ended otherwise, of which: */
+		uint64_t timeouts, canceled, refused, out_limit, resets;
+		uint64_t bad_responses;         /* the peer broke the framing or the limits */
+		uint64_t chunks_in, bytes_in;   /* response chunks and content bytes received */
+		/* as responder */
+		uint64_t requests_in;           /* requests read whole */
+		uint64_t admitted;              /* handed to the application */
+		uint64_t busy;                  /* answered "resource unavailable": concurrency limits */
+		uint64_t rate_limited;          /* ... the rate limit */
+		uint64_t bad_requests;          /* broke the framing: "invalid request", reset */
+		uint64_t respond_timeouts;      /* the application did not answer in time: reset */
+		uint64_t chunks_out, bytes_out; /* response chunks and content bytes sent */
+		uint64_t dropped;               /* streams or chunks lost to full mailboxes, the stream
+						   table, or an exhausted pool (also counted elsewhere) */
+	} reqresp;
 } wisp_stats;
 
 /* Snapshot the node's counters into *out. Any thread; counters are read
