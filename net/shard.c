@@ -9,6 +9,7 @@
 
 #include "net/builtin.h"
 #include "net/pubsub.h"
+#include "net/reqresp.h"
 #include "peerset/peers.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
@@ -191,6 +192,7 @@ static void on_upgraded(void *ctx, wisp_conn *c)
 	if (!sc->closing) {
 		wisp_builtin_upgraded(sc);
 		wisp_pubsub_upgraded(sc);
+		wisp_rr_upgraded(sc);
 	}
 }
 
@@ -340,6 +342,7 @@ static void t_closed(void *ctx, wisp_tcp_conn *t, int err)
 	if (sc->conn) {
 		wisp_builtin_closed(sc);
 		wisp_pubsub_closed(sc);
+		wisp_rr_closed(sc);
 		wisp_conn_free(sc->conn);
 		sc->conn = NULL;
 	}
@@ -528,7 +531,7 @@ int wisp_shard_start(wisp_shard *s, wisp_node *n, uint32_t index, wisp_loop *loo
 	if (err)
 		return err;
 	s->tcp_up = true;
-	if ((err = wisp_builtin_shard_start(s)))
+	if ((err = wisp_builtin_shard_start(s)) || (err = wisp_rr_shard_start(s)))
 		return err;
 	wisp_loop_set_io(loop, shard_io, s);
 	wisp_loop_set_flush(loop, shard_flush, s);
@@ -561,10 +564,12 @@ void wisp_shard_stop(wisp_shard *s)
 			if (s->slots[i].used && s->slots[i].conn) {
 				wisp_builtin_closed(&s->slots[i]);
 				wisp_pubsub_closed(&s->slots[i]);
+				wisp_rr_closed(&s->slots[i]);
 				wisp_conn_free(s->slots[i].conn);
 				s->slots[i].conn = NULL;
 			}
 	wisp_builtin_shard_stop(s);
+	wisp_rr_shard_stop(s);
 	wisp_free(s->node->mem, s->listeners);
 	wisp_free(s->node->mem, s->slots);
 	wisp_free(s->node->mem, s->free_slots);

@@ -62,6 +62,7 @@ typedef struct wisp_shard_conn {
 	struct wisp_shard_conn *next_dirty;
 	struct wisp_builtin_conn *bi; /* built-in protocols' per-connection state */
 	struct wisp_pubsub_conn *ps;  /* gossipsub's streams and send queue */
+	bool rr_up;                   /* the request/response actor heard of it */
 } wisp_shard_conn;
 
 /* gossipsub's streams on this worker (net/pubsub.h) */
@@ -72,6 +73,15 @@ typedef struct wisp_pubsub_stats {
 	wisp_stat open_failed;  /* our stream refused or reset before it opened */
 	wisp_stat nomem_skipped; /* inbound frames skipped: the pool was exhausted */
 } wisp_pubsub_stats;
+
+/* request/response streams on this worker (net/reqresp.h) */
+typedef struct wisp_rr_wstats {
+	wisp_stat opened, responses_ok, failed, timeouts, canceled, refused, resets, bad_responses;
+	wisp_stat chunks_in, bytes_in;
+	wisp_stat requests_in, bad_requests, respond_timeouts, chunks_out, bytes_out;
+	wisp_stat dropped;  /* streams or chunks lost: table full, pool exhausted, mailbox full */
+	wisp_stat late;     /* chunks for requests that had ended */
+} wisp_rr_wstats;
 
 typedef struct wisp_shard_stats {
 	wisp_stat conns_in, conns_out, upgraded, handshake_failures, handshake_timeouts;
@@ -101,6 +111,8 @@ struct wisp_shard {
 	wisp_shard_stats stats;
 	struct wisp_builtin_shard *bi;
 	wisp_pubsub_stats pubsub;
+	struct wisp_rr_shard *rr;
+	wisp_rr_wstats rrs;
 };
 
 /* On the worker's thread, from its actor's start: the TCP engine, the

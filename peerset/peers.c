@@ -7,6 +7,7 @@
 #include <wisp/error.h>
 
 #include "net/shard.h"
+#include "peerset/idtab.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
 #include "runtime/worker.h"
@@ -30,9 +31,7 @@ typedef struct peer_entry {
 
 struct wisp_peers {
 	wisp_node *node;
-	peer_entry *tab;
-	uint32_t cap; /* power of two */
-	uint32_t count;
+	wisp_idtab tab;
 	uint32_t next_worker;
 	uint64_t untracked; /* connections beyond CONNS_PER_PEER */
 	/* explicit peers (node->xpeers): a dial in flight, and the redial timer */
@@ -41,51 +40,14 @@ struct wisp_peers {
 	wisp_actor *actor;
 };
 
-/* ---- table: open addressing, linear probing, backward-shift delete ------ */
-
-static uint32_t hash_id(const wisp_peer_id *id)
-{
-	uint32_t h = 2166136261u;
-	for (uint8_t i = 0; i < id->len; i++)
-		h = (h ^ id->bytes[i]) * 16777619u;
-	return h;
-}
-
 static peer_entry *lookup(struct wisp_peers *p, const wisp_peer_id *id, bool create)
 {
-	uint32_t mask = p->cap - 1;
-	for (uint32_t i = hash_id(id) & mask, probes = 0; probes < p->cap; i = (i + 1) & mask, probes++) {
-		peer_entry *e = &p->tab[i];
-		if (e->id.len == 0) {
-			if (!create || p->count * 4 >= p->cap * 3)
-				return NULL;
-			memset(e, 0, sizeof(*e));
-			e->id = *id;
-			p->count++;
-			return e;
-		}
-		if (wisp_peer_id_equal(&e->id, id))
-			return e;
-	}
-	return NULL;
+	return wisp_idtab_get(&p->tab, id, create);
 }
 
 static void remove_entry(struct wisp_peers *p, peer_entry *e)
 {
-	uint32_t mask = p->cap - 1;
-	uint32_t i = (uint32_t)(e - p->tab);
-	e->id.len = 0;
-	p->count--;
-	/* Move later members of the probe run back into the hole. */
-	for (uint32_t j = (i + 1) & mask; p->tab[j].id.len; j = (j + 1) & mask) {
-		uint32_t home = hash_id(&p->tab[j].id) & mask;
-		bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (between)
-			continue;
-		p->tab[i] = p->tab[j];
-		p->tab[j].id.len = 0;
-		i = j;
-	}
+	wisp_idtab_remove(&p->tab, e);
 }
 
 int wisp_peers_new(struct wisp_peers **out, wisp_node *node, uint32_t max_conns)
@@ -94,13 +56,10 @@ int wisp_peers_new(struct wisp_peers **out, wisp_node *node, uint32_t max_conns)
 	if (!p)
 		return WISP_ERR_NOMEM;
 	p->node = node;
-	p->cap = 64;
-	while (p->cap < max_conns * 2u && p->cap < (1u << 24))
-		p->cap <<= 1;
-	p->tab = wisp_calloc(node->mem, p->cap, sizeof(*p->tab));
+	int err = wisp_idtab_init(&p->tab, node->mem, sizeof(peer_entry), max_conns);
 	p->x_dialing = wisp_calloc(node->mem, node->n_xpeers ? node->n_xpeers : 1, sizeof(*p->x_dialing));
-	if (!p->tab || !p->x_dialing) {
-		wisp_free(node->mem, p->tab);
+	if (err || !p->x_dialing) {
+		wisp_idtab_fini(&p->tab, node->mem);
 		wisp_free(node->mem, p->x_dialing);
 		wisp_free(node->mem, p);
 		return WISP_ERR_NOMEM;
@@ -114,7 +73,7 @@ void wisp_peers_free(struct wisp_peers *p)
 	if (!p)
 		return;
 	wisp_free(p->node->mem, p->x_dialing);
-	wisp_free(p->node->mem, p->tab);
+	wisp_idtab_fini(&p->tab, p->node->mem);
 	wisp_free(p->node->mem, p);
 }
 

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "actors/gossip/actor.h"
+#include "actors/reqresp/actor.h"
 #include "actors/scoring/actor.h"
 #include "actors/telemetry.h"
 #include "codec/multiaddr.h"
@@ -420,6 +421,17 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 	if ((err = wisp_actor_init(&n->scoring, &n->hosts[0], &wisp_scoring_ops, n->scoring_state, o->mailbox_slots,
 				   loops)))
 		goto fail;
+	n->rr_in = wisp_calloc(mem, o->max_requests_in, sizeof(*n->rr_in));
+	if (!n->rr_in) {
+		err = WISP_ERR_NOMEM;
+		goto fail;
+	}
+	atomic_init(&n->rr_next_id, 1);
+	if ((err = wisp_reqresp_new(&n->rr_state, n)))
+		goto fail;
+	if ((err = wisp_actor_init(&n->reqresp, &n->hosts[0], &wisp_reqresp_ops, n->rr_state, o->mailbox_slots,
+				   loops)))
+		goto fail;
 	if ((err = wisp_mailbox_init(&n->events, mem, o->event_slots, loops, NULL)))
 		goto fail;
 	*out = n;
@@ -529,9 +541,10 @@ int wisp_node_stop(wisp_node *n)
 	wisp_mailbox_close(&n->peers.mb);
 	wisp_mailbox_close(&n->gossip.mb);
 	wisp_mailbox_close(&n->scoring.mb);
+	wisp_mailbox_close(&n->reqresp.mb);
 	stop_loops(n->workers, n->n_workers);
 	uint64_t left = drain_actor(&n->telemetry) + drain_actor(&n->peers) + drain_actor(&n->gossip) +
-			drain_actor(&n->scoring);
+			drain_actor(&n->scoring) + drain_actor(&n->reqresp);
 	for (uint32_t i = 0; i < n->n_workers; i++)
 		left += drain_actor(&n->worker_actors[i]);
 	wisp_stat_add(&n->discarded, left);
@@ -554,6 +567,9 @@ void wisp_node_free(wisp_node *n)
 	wisp_gossip_free(n->gossip_state);
 	wisp_actor_fini(&n->scoring);
 	wisp_scoring_free(n->scoring_state);
+	wisp_actor_fini(&n->reqresp);
+	wisp_reqresp_free(n->rr_state);
+	wisp_free(mem, n->rr_in);
 	close_listeners(n);
 	wisp_privkey_wipe(&n->identity);
 	if (n->worker_actors)
@@ -660,7 +676,7 @@ int wisp_node_event_fd(const wisp_node *n)
 
 /* ---- commands ---------------------------------------------------------- */
 
-static int gate_enter(wisp_node *n)
+int wisp_node_gate_enter(wisp_node *n)
 {
 	atomic_fetch_add(&n->inflight, 1);
 	if (atomic_load(&n->closing) || atomic_load(&n->state) != NODE_RUNNING) {
@@ -670,19 +686,19 @@ static int gate_enter(wisp_node *n)
 	return WISP_OK;
 }
 
-static void gate_exit(wisp_node *n)
+void wisp_node_gate_exit(wisp_node *n)
 {
 	atomic_fetch_sub_explicit(&n->inflight, 1, memory_order_release);
 }
 
 int wisp_node_probe(wisp_node *n, uint64_t cookie)
 {
-	int err = gate_enter(n);
+	int err = wisp_node_gate_enter(n);
 	if (err)
 		return err;
 	wisp_msg m = { .type = WISP_TMSG_PROBE, .a = cookie, .b = wisp_clock_now() };
 	err = wisp_actor_send(&n->telemetry, &m, NULL);
-	gate_exit(n);
+	wisp_node_gate_exit(n);
 	return err;
 }
 
@@ -697,12 +713,12 @@ const wisp_peer_id *wisp_node_peer_id(const wisp_node *n)
 static int actor_cmd(wisp_node *n, wisp_actor *actor, uint32_t type, uint64_t cookie, size_t size,
 		     void (*fill)(void *dst, const void *arg), const void *arg)
 {
-	int err = gate_enter(n);
+	int err = wisp_node_gate_enter(n);
 	if (err)
 		return err;
 	wisp_buf *b = wisp_buf_alloc(n->pool, size);
 	if (!b) {
-		gate_exit(n);
+		wisp_node_gate_exit(n);
 		return WISP_ERR_AGAIN;
 	}
 	memset(b->data, 0, size);
@@ -712,7 +728,7 @@ static int actor_cmd(wisp_node *n, wisp_actor *actor, uint32_t type, uint64_t co
 	err = wisp_actor_send(actor, &m, NULL);
 	if (err)
 		wisp_buf_unref(b);
-	gate_exit(n);
+	wisp_node_gate_exit(n);
 	return err;
 }
 
@@ -799,7 +815,7 @@ void wisp_topic_opts_default(wisp_topic_opts *o)
 
 static int gossip_cmd(wisp_node *n, wisp_msg *m)
 {
-	int err = gate_enter(n);
+	int err = wisp_node_gate_enter(n);
 	if (err) {
 		wisp_buf_unref(m->buf);
 		return err;
@@ -807,7 +823,7 @@ static int gossip_cmd(wisp_node *n, wisp_msg *m)
 	err = wisp_actor_send(&n->gossip, m, NULL);
 	if (err)
 		wisp_buf_unref(m->buf);
-	gate_exit(n);
+	wisp_node_gate_exit(n);
 	return err;
 }
 
@@ -983,6 +999,7 @@ void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out)
 			out->gossip.frames_evicted += wisp_stat_get(&ps->evicted);
 		}
 	}
+	wisp_reqresp_stats_fill(n, out);
 	out->net.identify_errors = wisp_stat_get(&n->net.identify_errors);
 	out->net.ping_errors = wisp_stat_get(&n->net.ping_errors);
 	out->net.peer_record_errors = wisp_stat_get(&n->net.peer_record_errors);

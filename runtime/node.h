@@ -19,6 +19,15 @@ struct wisp_telemetry;
 struct wisp_peers;
 struct wisp_gossip;
 struct wisp_scoring;
+struct wisp_reqresp;
+struct wisp_rr_shared;
+
+/* A request/response protocol the application registered. */
+typedef struct wisp_rr_proto {
+	char id[WISP_REQRESP_PROTOCOL_MAX + 1];
+	wisp_reqresp_opts o;
+	const wisp_proto *p; /* its entry in the node's table */
+} wisp_rr_proto;
 
 #define WISP_MAX_LISTEN 8
 #define WISP_MAX_ADVERTISE 16
@@ -47,6 +56,15 @@ struct wisp_node {
 	struct wisp_gossip *gossip_state;
 	wisp_actor scoring;
 	struct wisp_scoring *scoring_state;
+	wisp_actor reqresp;
+	struct wisp_reqresp *rr_state;
+
+	/* Request/response: protocols fixed at start; in slots shared with
+	 * application threads (actors/reqresp/actor.h); request ids. */
+	wisp_rr_proto rr[WISP_REQRESP_MAX_PROTOCOLS];
+	uint32_t n_rr;
+	struct wisp_rr_shared *rr_in;   /* options.max_requests_in */
+	_Atomic uint64_t rr_next_id;
 
 	/* The network: read-only once started, except the counters. */
 	wisp_privkey identity;
@@ -109,6 +127,11 @@ int wisp_node_emit(wisp_node *n, wisp_loop *from, wisp_event_type type, int stat
 
 /* The index of id among the explicit peers, or -1. Any thread. */
 int wisp_node_explicit_index(const wisp_node *n, const wisp_peer_id *id);
+
+/* The command gate: application calls hold it while they touch mailboxes.
+ * enter returns WISP_ERR_CLOSED when the node is not running. */
+int wisp_node_gate_enter(wisp_node *n);
+void wisp_node_gate_exit(wisp_node *n);
 
 /* Fill *out (any thread). */
 void wisp_node_stats_fill(const wisp_node *n, wisp_stats *out);

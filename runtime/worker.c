@@ -8,6 +8,7 @@
 #include "actors/telemetry.h"
 #include "net/builtin.h"
 #include "net/pubsub.h"
+#include "net/reqresp.h"
 #include "runtime/mem.h"
 #include "peerset/peers.h"
 #include "runtime/node.h"
@@ -111,6 +112,28 @@ static void worker_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		break;
 	case WISP_WMSG_GS_VERIFY:
 		gs_verify(w, a, m);
+		break;
+	case WISP_WMSG_RR_REQUEST:
+		if (m->buf) {
+			wisp_rr_request(&w->shard, m->a, m->b, m->buf);
+			m->buf = NULL;
+		}
+		break;
+	case WISP_WMSG_RR_CANCEL:
+		wisp_rr_cancel(&w->shard, m->a);
+		break;
+	case WISP_WMSG_RR_ADMIT:
+		wisp_rr_admit(&w->shard, m->a, m->b);
+		break;
+	case WISP_WMSG_RR_REFUSE:
+		wisp_rr_refuse(&w->shard, m->a, (uint32_t)m->b, m->buf);
+		m->buf = NULL;
+		break;
+	case WISP_WMSG_RR_RESPOND:
+		if (m->buf) {
+			wisp_rr_respond(&w->shard, m->a, (uint32_t)m->b, m->buf);
+			m->buf = NULL;
+		}
 		break;
 	default:
 		break;

@@ -18,6 +18,12 @@ enum wisp_worker_msg {
 				   b: expiry (0 none), buf: a gossipsub RPC frame */
 	WISP_WMSG_GS_VERIFY = 10,/* a: router ref, b: offset << 32 | length of the Message in buf,
 				   buf: its frame; answer WISP_GMSG_VERIFIED to the gossip actor */
+	/* request/response (net/reqresp.h) */
+	WISP_WMSG_RR_REQUEST = 11, /* a: conn ref, b: out ref, buf: wisp_rr_req + content */
+	WISP_WMSG_RR_CANCEL = 12,  /* a: out ref */
+	WISP_WMSG_RR_ADMIT = 13,   /* a: worker key, b: in ref */
+	WISP_WMSG_RR_REFUSE = 14,  /* a: worker key, b: result, buf: the message */
+	WISP_WMSG_RR_RESPOND = 15, /* a: in ref, b: result | WISP_RR_FLAG_*, buf: wisp_rr_chunk + content */
 };
 
 typedef struct wisp_worker {
