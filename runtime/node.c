@@ -894,6 +894,18 @@ int wisp_validate(wisp_node *n, uint64_t ref, wisp_verdict v)
 	return gossip_cmd(n, &m);
 }
 
+static void fill_id(void *dst, const void *arg)
+{
+	*(wisp_peer_id *)dst = *(const wisp_peer_id *)arg;
+}
+
+int wisp_peer_score(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie)
+{
+	if (peer->len == 0 || peer->len > sizeof(peer->bytes))
+		return WISP_ERR_INVALID_ARG;
+	return actor_cmd(n, &n->scoring, WISP_SMSG_QUERY, cookie, sizeof(*peer), fill_id, peer);
+}
+
 static void fill_app(void *dst, const void *arg)
 {
 	*(wisp_scoring_app *)dst = *(const wisp_scoring_app *)arg;

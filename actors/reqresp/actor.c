@@ -4,6 +4,7 @@
 
 #include <wisp/error.h>
 
+#include "actors/scoring/actor.h"
 #include "net/reqresp.h"
 #include "peerset/idtab.h"
 #include "runtime/mem.h"
@@ -53,6 +54,8 @@ struct wisp_reqresp {
 	in_slot *in;
 	slot_stack out_free, in_free;
 	uint32_t in_total[WISP_REQRESP_MAX_PROTOCOLS];
+	wisp_buf *reps;    /* the scoring actor's latest wisp_scoring_rep[n_reps] */
+	uint32_t n_reps;
 	wisp_reqresp_stats st;
 };
 
@@ -91,6 +94,7 @@ void wisp_reqresp_free(wisp_reqresp *r)
 	if (!r)
 		return;
 	const wisp_mem *mem = r->node->mem;
+	wisp_buf_unref(r->reps);
 	wisp_idtab_fini(&r->peers, mem);
 	wisp_free(mem, r->out_free.v);
 	wisp_free(mem, r->in_free.v);
@@ -102,6 +106,25 @@ void wisp_reqresp_free(wisp_reqresp *r)
 const wisp_reqresp_stats *wisp_reqresp_stats_of(const wisp_reqresp *r)
 {
 	return &r->st;
+}
+
+/* ---- reputation ------------------------------------------------------ */
+
+/* Tell the scoring actor what a peer did. */
+static void report(wisp_reqresp *r, const wisp_peer_id *id, wisp_rep_kind kind, uint64_t latency_us)
+{
+	wisp_buf *b = wisp_buf_alloc(r->node->pool, sizeof(*id));
+	if (!b) {
+		wisp_stat_add(&r->st.dropped, 1);
+		return;
+	}
+	memcpy(b->data, id, sizeof(*id));
+	b->len = sizeof(*id);
+	wisp_msg m = { .type = WISP_SMSG_REP, .a = kind, .b = latency_us, .buf = b };
+	if (wisp_actor_send(&r->node->scoring, &m, r->actor) != WISP_OK) {
+		wisp_buf_unref(b);
+		wisp_stat_add(&r->st.dropped, 1);
+	}
 }
 
 /* ---- peers ----------------------------------------------------------- */
@@ -212,7 +235,7 @@ static void on_cancel(wisp_reqresp *r, uint64_t id)
 	}
 }
 
-static void on_out_done(wisp_reqresp *r, uint64_t ref)
+static void on_out_done(wisp_reqresp *r, uint64_t ref, uint64_t b)
 {
 	uint32_t slot = wisp_rr_ref_slot(ref);
 	if (slot >= r->node->opt.max_requests_out)
@@ -222,6 +245,12 @@ static void on_out_done(wisp_reqresp *r, uint64_t ref)
 		return;
 	o->used = false;
 	r->out_free.v[r->out_free.n++] = slot;
+	/* peer errors were reported as BAD_PEER; local ends say nothing of it */
+	int status = (int)(int32_t)(uint32_t)b;
+	if (status == WISP_OK)
+		report(r, &o->peer, WISP_REP_OK, b >> 32);
+	else if (status == WISP_ERR_TIMEOUT || status == WISP_ERR_RESET || status == WISP_ERR_REFUSED)
+		report(r, &o->peer, WISP_REP_FAILED, 0);
 	rr_peer *p = peer_get(r, &o->peer, false);
 	if (p && p->out) {
 		p->out--;
@@ -287,6 +316,7 @@ static void on_inbound(wisp_reqresp *r, wisp_msg *m, wisp_tstamp now)
 	}
 	if (why) {
 		refuse(r, worker, m->a, WISP_RR_UNAVAILABLE, why);
+		report(r, &ri->peer, WISP_REP_OVER_LIMIT, 0);
 		wisp_buf_unref(buf);
 		peer_maybe_drop(r, p);
 		return;
@@ -363,6 +393,15 @@ static int rr_start(wisp_actor *a, wisp_tstamp now)
 	return WISP_OK;
 }
 
+static void rr_stop(wisp_actor *a, wisp_tstamp now)
+{
+	(void)now;
+	wisp_reqresp *r = a->state;
+	wisp_buf_unref(r->reps);
+	r->reps = NULL;
+	r->n_reps = 0;
+}
+
 static void rr_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 {
 	wisp_reqresp *r = a->state;
@@ -379,10 +418,18 @@ static void rr_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 		on_in_done(r, m->a);
 		break;
 	case WISP_RMSG_OUT_DONE:
-		on_out_done(r, m->a);
+		on_out_done(r, m->a, m->b);
 		break;
 	case WISP_RMSG_BAD_PEER:
 		wisp_stat_add(&r->st.bad_peers, 1);
+		if (m->buf && m->buf->len == sizeof(wisp_peer_id))
+			report(r, (const wisp_peer_id *)(void *)m->buf->data, WISP_REP_BAD, 0);
+		break;
+	case WISP_RMSG_REPS:
+		wisp_buf_unref(r->reps);
+		r->reps = m->buf;
+		r->n_reps = m->buf ? (uint32_t)m->a : 0;
+		m->buf = NULL;
 		break;
 	case WISP_RMSG_REQUEST:
 		if (m->buf)
@@ -400,4 +447,5 @@ const wisp_actor_ops wisp_reqresp_ops = {
 	.name = "reqresp",
 	.start = rr_start,
 	.msg = rr_msg,
+	.stop = rr_stop,
 };

@@ -47,6 +47,8 @@ enum wisp_rr_actor_msg {
 	/* from the handle */
 	WISP_RMSG_REQUEST = 310,   /* b: cookie, buf: wisp_rr_req + content */
 	WISP_RMSG_CANCEL = 311,    /* a: request id */
+	/* from the scoring actor */
+	WISP_RMSG_REPS = 320,      /* a: entries, buf: wisp_scoring_rep[a] */
 };
 
 /* A request on its way: handle -> actor -> worker (the same buffer). */

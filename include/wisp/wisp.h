@@ -156,6 +156,7 @@ typedef enum wisp_event_type {
 	WISP_EVENT_RESPONSE_END = 18, /* that request ended: status WISP_OK or why not; u.response */
 	WISP_EVENT_RESPOND_READY = 19,/* a request whose wisp_respond() said AGAIN has room again:
 					 u.request (ref only) */
+	WISP_EVENT_PEER_SCORE = 20,   /* wisp_peer_score() came back: u.score */
 } wisp_event_type;
 
 #define WISP_ADDR_TEXT_MAX 128
@@ -265,6 +266,7 @@ typedef struct wisp_event {
 		const struct wisp_message_info *message;
 		const struct wisp_request_info *request;
 		const struct wisp_response_info *response;
+		const struct wisp_peer_score_info *score;
 		const void *data;
 	} u;
 	void *priv_;     /* owned buffer: released by wisp_event_release() */
@@ -562,6 +564,27 @@ WISP_API int wisp_respond(wisp_node *n, uint64_t ref, wisp_rr_result result, con
 
 /* End the response to ref without another chunk (also: no chunk at all). */
 WISP_API int wisp_respond_end(wisp_node *n, uint64_t ref) WISP_NONNULL(1);
+
+/* What the node thinks of a peer. Request/response outcomes make a
+ * reputation by peer id (kept for up to 1024 ids, decaying by 1% a second):
+ * reliability and latency of our requests to it, and a penalty of
+ * -10 * bad^2 for the framing it broke, content that failed its check
+ * (1 each) and requests past our limits (0.1 each). The penalty is added
+ * to its gossipsub score beside the application's value. */
+typedef struct wisp_peer_score_info {
+	wisp_peer_id peer;
+	int gossip;              /* a gossipsub peer now (or its score is retained) */
+	double score;            /* the gossipsub score, penalty included; else the penalty */
+	double app;              /* the application's value (wisp_set_app_score) */
+	double reqresp_penalty;  /* <= 0 */
+	double reliability;      /* (ok + 1) / (ok + failed + 2) */
+	double latency_ms;       /* first byte of successful requests, averaged; 0 unknown */
+	double ok, failed, bad;  /* the decayed counts */
+} wisp_peer_score_info;
+
+/* Ask for a peer's score. Result: WISP_EVENT_PEER_SCORE with cookie.
+ * Errors as wisp_dial(). */
+WISP_API int wisp_peer_score(wisp_node *n, const wisp_peer_id *peer, uint64_t cookie) WISP_NONNULL(1, 2);
 
 #define WISP_STATS_MAX_THREADS 64
 

@@ -41,6 +41,8 @@ typedef struct tnode {
 	int connected;
 	rec ev[MAX_EVENTS];
 	int n_ev;
+	wisp_peer_score_info score; /* the last WISP_EVENT_PEER_SCORE */
+	int scores;
 } tnode;
 
 static tnode nodes[2];
@@ -59,6 +61,10 @@ static void take(int i, const wisp_event *ev)
 		return;
 	case WISP_EVENT_CONNECTED:
 		t->connected++;
+		return;
+	case WISP_EVENT_PEER_SCORE:
+		t->score = *ev->u.score;
+		t->scores++;
 		return;
 	case WISP_EVENT_REQUEST:
 	case WISP_EVENT_RESPONSE:
@@ -379,6 +385,24 @@ static void test_timeouts_and_cancel(void **state)
 	stop();
 }
 
+static int score_want;
+
+static bool have_score(void)
+{
+	return nodes[score_want].scores > 0;
+}
+
+/* Node i's score of node j's peer. */
+static wisp_peer_score_info query_score(int i, int j)
+{
+	nodes[i].scores = 0;
+	assert_int_equal(wisp_peer_score(nodes[i].n, id_of(j), 77), WISP_OK);
+	score_want = i;
+	assert_true(wt_wait_nodes(node_at, 2, take, have_score, WAIT_MS));
+	assert_true(wisp_peer_id_equal(&nodes[i].score.peer, id_of(j)));
+	return nodes[i].score;
+}
+
 static void test_limits(void **state)
 {
 	(void)state;
@@ -403,6 +427,17 @@ static void test_limits(void **state)
 	}
 	assert_int_equal(count_of(1, WISP_EVENT_REQUEST), 2);
 	assert_int_equal(stats_of(1).reqresp.busy, 3);
+	/* the responder holds the refusals against the requester: 0.1 each */
+	/* (outcomes reach the scoring actor in their own lane: ask until the
+	 * three are in) */
+	wisp_peer_score_info si = query_score(1, 0);
+	for (uint64_t t0 = wt_now_ns(); si.bad < 0.29 && wt_now_ns() - t0 < WAIT_MS * 1000000ull;) {
+		wt_wait_nodes(node_at, 2, take, never, 10);
+		si = query_score(1, 0);
+	}
+	assert_true(si.bad > 0.29 && si.bad < 0.31);
+	assert_true(si.reqresp_penalty < -0.8 && si.reqresp_penalty > -0.91);
+	assert_true(si.score <= si.reqresp_penalty + 1e-9); /* not a gossip peer: the penalty alone */
 	/* answered, they make room: the next two are admitted */
 	for (int k = 0; k < 2; k++)
 		assert_int_equal(wisp_respond_end(nodes[1].n, nth(1, WISP_EVENT_REQUEST, k)->id_or_ref), WISP_OK);
@@ -411,6 +446,17 @@ static void test_limits(void **state)
 		assert_int_equal(wisp_request(nodes[0].n, id_of(1), PROTO, "d", 1, 0, 10, NULL), WISP_OK);
 	assert_true(wait_events(1, WISP_EVENT_REQUEST, 4));
 	assert_int_equal(stats_of(1).reqresp.busy, 3);
+	/* the requester's view: five answered (three of them refusals, which
+	 * are answers too), a latency, nothing bad */
+	si = query_score(0, 1);
+	for (uint64_t t0 = wt_now_ns(); si.ok < 4.9 && wt_now_ns() - t0 < WAIT_MS * 1000000ull;) {
+		wt_wait_nodes(node_at, 2, take, never, 10);
+		si = query_score(0, 1);
+	}
+	assert_true(si.ok > 4.9 && si.ok <= 5);
+	assert_true(si.failed == 0 && si.bad == 0);
+	assert_true(si.latency_ms > 0);
+	assert_true(si.reliability > 0.8);
 	stop();
 
 	/* the rate: 1 a second in bursts of 2; 8 at once get 2 admitted, plus
