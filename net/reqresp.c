@@ -31,6 +31,7 @@ typedef struct rr_stream {
 	bool admitted;       /* inbound: the actor counts it (ref is an in slot) */
 	bool end_queued;     /* inbound: the last chunk is queued: close after it */
 	bool closing;        /* inbound: our FIN is out */
+	bool to_actor;       /* outbound: chunks and end go to the actor (sync), not the application */
 	uint8_t last_result;
 	uint64_t ref;        /* the actor's out or in ref */
 	uint64_t id, cookie; /* outbound */
@@ -210,7 +211,7 @@ static void out_report(rr_stream *rs, int status)
 	wisp_loop_timer_disarm(s->loop, &rs->timer);
 	count_end(s, status);
 	wisp_tstamp now = wisp_loop_now(s->loop);
-	wisp_buf *b = response_buf(s, rs, 0);
+	wisp_buf *b = rs->to_actor ? NULL : response_buf(s, rs, 0);
 	if (b) {
 		wisp_response_info *ri = (wisp_response_info *)b->data;
 		ri->result = (wisp_rr_result)rs->last_result;
@@ -218,7 +219,8 @@ static void out_report(rr_stream *rs, int status)
 		ri->bytes = rs->bytes;
 		ri->elapsed_ns = now - rs->started;
 	}
-	if (!b || wisp_node_emit(node_of(s), s->loop, WISP_EVENT_RESPONSE_END, status, rs->cookie, b) != WISP_OK)
+	if (!rs->to_actor &&
+	    (!b || wisp_node_emit(node_of(s), s->loop, WISP_EVENT_RESPONSE_END, status, rs->cookie, b) != WISP_OK))
 		wisp_stat_add(&s->rrs.dropped, 1);
 	uint64_t first = rs->first_us < UINT32_MAX ? rs->first_us : UINT32_MAX;
 	to_actor(s, WISP_RMSG_OUT_DONE, rs->ref, (uint64_t)(uint32_t)status | first << 32, NULL);
@@ -259,6 +261,7 @@ void wisp_rr_request(wisp_shard *s, wisp_conn_ref conn, uint64_t out_ref, wisp_b
 		rs->id = h->id;
 		rs->cookie = h->cookie;
 		rs->peer = h->peer;
+		rs->to_actor = h->to_actor;
 		if (h->timeout_ms)
 			rs->deadline = rs->started + ms_ns(h->timeout_ms);
 		s->rr->by_out[wisp_rr_ref_slot(out_ref)] = rs;
@@ -353,6 +356,14 @@ static int out_chunk(rr_stream *rs)
 	rs->bytes += len;
 	wisp_stat_add(&s->rrs.chunks_in, 1);
 	wisp_stat_add(&s->rrs.bytes_in, len);
+	if (rs->to_actor) {
+		wisp_msg m = { .type = WISP_RMSG_SYNC_PART, .src = s->index, .a = rs->ref, .buf = b };
+		if (wisp_actor_send(&node_of(s)->reqresp, &m, s->actor) == WISP_OK)
+			return WISP_OK;
+		wisp_buf_unref(b);
+		wisp_stat_add(&s->rrs.dropped, 1);
+		return WISP_ERR_AGAIN;
+	}
 	if (wisp_node_emit(node_of(s), s->loop, WISP_EVENT_RESPONSE, WISP_OK, rs->cookie, b) != WISP_OK) {
 		/* the application's ring is full: the response cannot be whole */
 		wisp_stat_add(&s->rrs.dropped, 1);

@@ -14,6 +14,7 @@
 
 #include "actors/gossip/actor.h"
 #include "actors/reqresp/actor.h"
+#include "actors/reqresp/sync.h"
 #include "actors/scoring/actor.h"
 #include "actors/telemetry.h"
 #include "codec/multiaddr.h"
@@ -507,7 +508,7 @@ int wisp_node_start(wisp_node *n)
 	return WISP_OK;
 }
 
-static uint64_t drain_actor(wisp_actor *a)
+static uint64_t drain_actor(wisp_node *n, wisp_actor *a)
 {
 	uint64_t k = 0;
 	wisp_msg m;
@@ -515,6 +516,8 @@ static uint64_t drain_actor(wisp_actor *a)
 	while (wisp_mailbox_recv_mpsc(&a->mb, &m)) {
 		if (a->ops == &wisp_worker_ops && m.type == WISP_WMSG_ADOPT)
 			close((int)m.a); /* a socket dealt to a worker that stopped first */
+		if (a->ops == &wisp_reqresp_ops && m.type == WISP_RMSG_SYNC)
+			wisp_sync_job_free(n, (struct wisp_sync_job *)(uintptr_t)m.a);
 		wisp_buf_unref(m.buf);
 		k++;
 	}
@@ -543,10 +546,10 @@ int wisp_node_stop(wisp_node *n)
 	wisp_mailbox_close(&n->scoring.mb);
 	wisp_mailbox_close(&n->reqresp.mb);
 	stop_loops(n->workers, n->n_workers);
-	uint64_t left = drain_actor(&n->telemetry) + drain_actor(&n->peers) + drain_actor(&n->gossip) +
-			drain_actor(&n->scoring) + drain_actor(&n->reqresp);
+	uint64_t left = drain_actor(n, &n->telemetry) + drain_actor(n, &n->peers) + drain_actor(n, &n->gossip) +
+			drain_actor(n, &n->scoring) + drain_actor(n, &n->reqresp);
 	for (uint32_t i = 0; i < n->n_workers; i++)
-		left += drain_actor(&n->worker_actors[i]);
+		left += drain_actor(n, &n->worker_actors[i]);
 	wisp_stat_add(&n->discarded, left);
 	atomic_store(&n->state, NODE_STOPPED);
 	return WISP_OK;

@@ -4,6 +4,7 @@
 
 #include <wisp/error.h>
 
+#include "actors/reqresp/sync.h"
 #include "actors/scoring/actor.h"
 #include "net/reqresp.h"
 #include "peerset/idtab.h"
@@ -28,7 +29,9 @@ typedef struct rr_peer {
 typedef struct out_slot {
 	uint32_t gen;
 	bool used;
+	bool sync;       /* the sync helper's: job and chunk say which */
 	uint32_t worker;
+	uint32_t job, chunk;
 	uint64_t id;
 	wisp_peer_id peer;
 } out_slot;
@@ -56,6 +59,8 @@ struct wisp_reqresp {
 	uint32_t in_total[WISP_REQRESP_MAX_PROTOCOLS];
 	wisp_buf *reps;    /* the scoring actor's latest wisp_scoring_rep[n_reps] */
 	uint32_t n_reps;
+	uint64_t reps_gen;  /* counts REPS snapshots */
+	struct wisp_syncs *syncs;
 	wisp_reqresp_stats st;
 };
 
@@ -79,7 +84,7 @@ int wisp_reqresp_new(wisp_reqresp **out, wisp_node *node)
 	const wisp_options *o = &node->opt;
 	r->out = wisp_calloc(node->mem, o->max_requests_out, sizeof(*r->out));
 	r->in = wisp_calloc(node->mem, o->max_requests_in, sizeof(*r->in));
-	if (!r->out || !r->in || stack_init(&r->out_free, node->mem, o->max_requests_out) ||
+	if (!r->out || !r->in || wisp_syncs_new(&r->syncs, r) || stack_init(&r->out_free, node->mem, o->max_requests_out) ||
 	    stack_init(&r->in_free, node->mem, o->max_requests_in) ||
 	    wisp_idtab_init(&r->peers, node->mem, sizeof(rr_peer), node->n_workers * o->max_conns)) {
 		wisp_reqresp_free(r);
@@ -95,6 +100,7 @@ void wisp_reqresp_free(wisp_reqresp *r)
 		return;
 	const wisp_mem *mem = r->node->mem;
 	wisp_buf_unref(r->reps);
+	wisp_syncs_free(r->syncs);
 	wisp_idtab_fini(&r->peers, mem);
 	wisp_free(mem, r->out_free.v);
 	wisp_free(mem, r->in_free.v);
@@ -110,8 +116,7 @@ const wisp_reqresp_stats *wisp_reqresp_stats_of(const wisp_reqresp *r)
 
 /* ---- reputation ------------------------------------------------------ */
 
-/* Tell the scoring actor what a peer did. */
-static void report(wisp_reqresp *r, const wisp_peer_id *id, wisp_rep_kind kind, uint64_t latency_us)
+void wisp_rr_report(wisp_reqresp *r, const wisp_peer_id *id, wisp_rep_kind kind, uint64_t latency_us)
 {
 	wisp_buf *b = wisp_buf_alloc(r->node->pool, sizeof(*id));
 	if (!b) {
@@ -182,48 +187,54 @@ static void request_failed(wisp_reqresp *r, const wisp_rr_req *h, uint64_t cooki
 		wisp_stat_add(&r->st.dropped, 1);
 }
 
-static void on_request(wisp_reqresp *r, wisp_msg *m)
+int wisp_rr_dispatch(wisp_reqresp *r, wisp_buf *buf, bool sync, uint32_t job, uint32_t chunk)
 {
-	wisp_buf *buf = m->buf;
-	m->buf = NULL;
 	const wisp_rr_req *h = (const wisp_rr_req *)(void *)buf->data;
-	wisp_stat_add(&r->st.requests_out, 1);
 	rr_peer *p = peer_get(r, &h->peer, false);
-	int err = WISP_OK;
 	if (!p || !p->n_conns) {
 		wisp_stat_add(&r->st.not_connected, 1);
-		err = WISP_ERR_NOTFOUND;
-	} else if (!r->out_free.n) {
-		wisp_stat_add(&r->st.out_limit, 1);
-		err = WISP_ERR_LIMIT;
+		return WISP_ERR_NOTFOUND;
 	}
-	if (err) {
-		request_failed(r, h, m->b, err);
-		wisp_buf_unref(buf);
-		return;
+	if (!r->out_free.n) {
+		wisp_stat_add(&r->st.out_limit, 1);
+		return WISP_ERR_LIMIT;
 	}
 	uint32_t slot = r->out_free.v[--r->out_free.n];
 	out_slot *o = &r->out[slot];
 	if (++o->gen == 0)
 		o->gen = 1;
 	o->used = true;
+	o->sync = sync;
+	o->job = job;
+	o->chunk = chunk;
 	o->id = h->id;
 	o->peer = h->peer;
 	o->worker = wisp_conn_ref_worker(p->conns[0]);
-	uint64_t ref = (uint64_t)o->gen << 32 | slot;
-	wisp_rr_req hcopy = *h;
-	send_worker(r, o->worker, WISP_WMSG_RR_REQUEST, p->conns[0], ref, buf, &err);
+	int err;
+	send_worker(r, o->worker, WISP_WMSG_RR_REQUEST, p->conns[0], (uint64_t)o->gen << 32 | slot, buf, &err);
 	if (err) {
-		wisp_buf_unref(buf);
 		o->used = false;
 		r->out_free.v[r->out_free.n++] = slot;
-		request_failed(r, &hcopy, hcopy.cookie, WISP_ERR_AGAIN);
-		return;
+		return WISP_ERR_AGAIN;
 	}
 	p->out++;
+	return WISP_OK;
 }
 
-static void on_cancel(wisp_reqresp *r, uint64_t id)
+static void on_request(wisp_reqresp *r, wisp_msg *m)
+{
+	wisp_buf *buf = m->buf;
+	m->buf = NULL;
+	wisp_stat_add(&r->st.requests_out, 1);
+	wisp_rr_req h = *(const wisp_rr_req *)(void *)buf->data;
+	int err = wisp_rr_dispatch(r, buf, false, 0, 0);
+	if (err) {
+		wisp_buf_unref(buf);
+		request_failed(r, &h, h.cookie, err);
+	}
+}
+
+void wisp_rr_cancel_id(wisp_reqresp *r, uint64_t id)
 {
 	for (uint32_t i = 0; i < r->node->opt.max_requests_out; i++) {
 		out_slot *o = &r->out[i];
@@ -248,9 +259,11 @@ static void on_out_done(wisp_reqresp *r, uint64_t ref, uint64_t b)
 	/* peer errors were reported as BAD_PEER; local ends say nothing of it */
 	int status = (int)(int32_t)(uint32_t)b;
 	if (status == WISP_OK)
-		report(r, &o->peer, WISP_REP_OK, b >> 32);
+		wisp_rr_report(r, &o->peer, WISP_REP_OK, b >> 32);
 	else if (status == WISP_ERR_TIMEOUT || status == WISP_ERR_RESET || status == WISP_ERR_REFUSED)
-		report(r, &o->peer, WISP_REP_FAILED, 0);
+		wisp_rr_report(r, &o->peer, WISP_REP_FAILED, 0);
+	if (o->sync)
+		wisp_sync_out_done(r->syncs, o->job, o->chunk, &o->peer, status);
 	rr_peer *p = peer_get(r, &o->peer, false);
 	if (p && p->out) {
 		p->out--;
@@ -316,7 +329,7 @@ static void on_inbound(wisp_reqresp *r, wisp_msg *m, wisp_tstamp now)
 	}
 	if (why) {
 		refuse(r, worker, m->a, WISP_RR_UNAVAILABLE, why);
-		report(r, &ri->peer, WISP_REP_OVER_LIMIT, 0);
+		wisp_rr_report(r, &ri->peer, WISP_REP_OVER_LIMIT, 0);
 		wisp_buf_unref(buf);
 		peer_maybe_drop(r, p);
 		return;
@@ -393,10 +406,57 @@ static int rr_start(wisp_actor *a, wisp_tstamp now)
 	return WISP_OK;
 }
 
+static void on_sync_part(wisp_reqresp *r, wisp_msg *m)
+{
+	uint32_t slot = wisp_rr_ref_slot(m->a);
+	if (slot >= r->node->opt.max_requests_out)
+		return;
+	out_slot *o = &r->out[slot];
+	if (!o->used || !o->sync || o->gen != wisp_rr_ref_gen(m->a))
+		return;
+	if (wisp_sync_part(r->syncs, o->job, o->chunk, m->buf) != WISP_OK) {
+		/* the part does not fit the chunk: stop its request (OUT_DONE
+		 * follows, and the sync counts the chunk bad) */
+		int err;
+		send_worker(r, o->worker, WISP_WMSG_RR_CANCEL, m->a, 0, NULL, &err);
+	}
+}
+
+wisp_node *wisp_rr_node(const wisp_reqresp *r)
+{
+	return r->node;
+}
+
+wisp_actor *wisp_rr_actor(const wisp_reqresp *r)
+{
+	return r->actor;
+}
+
+uint64_t wisp_rr_reps_gen(const wisp_reqresp *r)
+{
+	return r->reps_gen;
+}
+
+bool wisp_rr_connected(wisp_reqresp *r, const wisp_peer_id *id)
+{
+	const rr_peer *p = peer_get(r, id, false);
+	return p && p->n_conns;
+}
+
+const wisp_scoring_rep *wisp_rr_rep_of(const wisp_reqresp *r, const wisp_peer_id *id)
+{
+	const wisp_scoring_rep *v = r->reps ? (const wisp_scoring_rep *)(const void *)r->reps->data : NULL;
+	for (uint32_t i = 0; i < r->n_reps; i++)
+		if (wisp_peer_id_equal(&v[i].id, id))
+			return &v[i];
+	return NULL;
+}
+
 static void rr_stop(wisp_actor *a, wisp_tstamp now)
 {
 	(void)now;
 	wisp_reqresp *r = a->state;
+	wisp_syncs_stop(r->syncs);
 	wisp_buf_unref(r->reps);
 	r->reps = NULL;
 	r->n_reps = 0;
@@ -423,12 +483,13 @@ static void rr_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 	case WISP_RMSG_BAD_PEER:
 		wisp_stat_add(&r->st.bad_peers, 1);
 		if (m->buf && m->buf->len == sizeof(wisp_peer_id))
-			report(r, (const wisp_peer_id *)(void *)m->buf->data, WISP_REP_BAD, 0);
+			wisp_rr_report(r, (const wisp_peer_id *)(void *)m->buf->data, WISP_REP_BAD, 0);
 		break;
 	case WISP_RMSG_REPS:
 		wisp_buf_unref(r->reps);
 		r->reps = m->buf;
 		r->n_reps = m->buf ? (uint32_t)m->a : 0;
+		r->reps_gen++;
 		m->buf = NULL;
 		break;
 	case WISP_RMSG_REQUEST:
@@ -436,7 +497,17 @@ static void rr_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 			on_request(r, m);
 		break;
 	case WISP_RMSG_CANCEL:
-		on_cancel(r, m->a);
+		wisp_rr_cancel_id(r, m->a);
+		break;
+	case WISP_RMSG_SYNC:
+		wisp_sync_begin(r->syncs, (struct wisp_sync_job *)(uintptr_t)m->a, now);
+		break;
+	case WISP_RMSG_SYNC_CANCEL:
+		wisp_sync_cancel_job(r->syncs, m->a);
+		break;
+	case WISP_RMSG_SYNC_PART:
+		if (m->buf)
+			on_sync_part(r, m);
 		break;
 	default:
 		break;

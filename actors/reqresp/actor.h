@@ -44,9 +44,13 @@ enum wisp_rr_actor_msg {
 	WISP_RMSG_IN_DONE = 303,   /* a: in ref, b: (uint32)status (may come twice for one ref) */
 	WISP_RMSG_OUT_DONE = 304,  /* a: out ref, b: (uint32)status | first-byte latency us << 32 */
 	WISP_RMSG_BAD_PEER = 305,  /* b: protocol << 32 | (uint32)error, buf: wisp_peer_id */
+	WISP_RMSG_SYNC_PART = 306, /* a: out ref, buf: a response chunk as its event would carry it
+				      (wisp_response_info, then the content) */
 	/* from the handle */
 	WISP_RMSG_REQUEST = 310,   /* b: cookie, buf: wisp_rr_req + content */
 	WISP_RMSG_CANCEL = 311,    /* a: request id */
+	WISP_RMSG_SYNC = 312,      /* b: cookie, buf: wisp_rr_sync_cmd + chunks + peers */
+	WISP_RMSG_SYNC_CANCEL = 313, /* a: sync id */
 	/* from the scoring actor */
 	WISP_RMSG_REPS = 320,      /* a: entries, buf: wisp_scoring_rep[a] */
 };
@@ -59,6 +63,8 @@ typedef struct wisp_rr_req {
 	uint32_t proto;
 	uint32_t timeout_ms; /* the whole response; 0: none */
 	uint32_t len;        /* content bytes after this header */
+	uint32_t to_actor;   /* 1: the chunks go to the actor (WISP_RMSG_SYNC_PART), not the
+				application, and the end only as OUT_DONE (the sync helper) */
 } wisp_rr_req;
 
 /* An in slot as application threads and workers see it. word: the

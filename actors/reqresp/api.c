@@ -5,6 +5,7 @@
 #include <wisp/wisp.h>
 
 #include "actors/reqresp/actor.h"
+#include "actors/reqresp/sync.h"
 #include "codec/rrframe.h"
 #include "net/mss.h"
 #include "net/reqresp.h"
@@ -244,4 +245,72 @@ void wisp_reqresp_stats_fill(const wisp_node *n, wisp_stats *out)
 	out->reqresp.busy = wisp_stat_get(&a->busy);
 	out->reqresp.rate_limited = wisp_stat_get(&a->rate_limited);
 	out->reqresp.dropped += wisp_stat_get(&a->dropped);
+}
+
+/* ---- sync ------------------------------------------------------------------ */
+
+#define SYNC_DEFAULT_PROTOCOL "/atlas/req/checkpoint/1/pb_zstd"
+
+void wisp_sync_spec_default(wisp_sync_spec *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->version = WISP_SYNC_SPEC_VERSION;
+	s->per_peer = 4;
+	s->chunk_timeout_ms = 30000;
+	s->max_attempts = 8;
+	s->bad_limit = 2;
+}
+
+static bool spec_ok(const wisp_sync_spec *s)
+{
+	if (s->version != WISP_SYNC_SPEC_VERSION || !s->chunks || s->n_chunks < 1 ||
+	    s->n_chunks > WISP_SYNC_MAX_CHUNKS || !s->peers || s->n_peers < 1 || s->n_peers > WISP_SYNC_MAX_PEERS ||
+	    s->per_peer < 1 || s->per_peer > 1024 || !s->chunk_timeout_ms || s->max_attempts < 1 ||
+	    s->max_attempts > 255 || s->bad_limit < 1)
+		return false;
+	for (uint32_t i = 0; i < s->n_chunks; i++)
+		if (s->chunks[i].id_len < 1 || s->chunks[i].id_len > sizeof(s->chunks[i].id) || s->chunks[i].size < 1 ||
+		    s->chunks[i].size > WISP_REQRESP_MAX_CHUNK)
+			return false;
+	for (uint32_t i = 0; i < s->n_peers; i++)
+		if (s->peers[i].len == 0 || s->peers[i].len > sizeof(s->peers[i].bytes))
+			return false;
+	return true;
+}
+
+int wisp_sync_start(wisp_node *n, const wisp_sync_spec *spec, uint64_t cookie, uint64_t *sync_id)
+{
+	if (!spec_ok(spec))
+		return WISP_ERR_INVALID_ARG;
+	int proto = proto_index(n, spec->protocol ? spec->protocol : SYNC_DEFAULT_PROTOCOL);
+	if (proto < 0)
+		return proto;
+	int err = wisp_node_gate_enter(n);
+	if (err)
+		return err;
+	uint64_t id = atomic_fetch_add_explicit(&n->rr_next_id, 1, memory_order_relaxed);
+	struct wisp_sync_job *j = wisp_sync_job_new(n, spec, (uint32_t)proto, id, cookie);
+	if (!j) {
+		wisp_node_gate_exit(n);
+		return WISP_ERR_NOMEM;
+	}
+	wisp_msg m = { .type = WISP_RMSG_SYNC, .a = (uint64_t)(uintptr_t)j, .b = cookie };
+	err = wisp_actor_send(&n->reqresp, &m, NULL);
+	if (err)
+		wisp_sync_job_free(n, j);
+	else if (sync_id)
+		*sync_id = id;
+	wisp_node_gate_exit(n);
+	return err;
+}
+
+int wisp_sync_cancel(wisp_node *n, uint64_t sync_id)
+{
+	int err = wisp_node_gate_enter(n);
+	if (err)
+		return err;
+	wisp_msg m = { .type = WISP_RMSG_SYNC_CANCEL, .a = sync_id };
+	err = wisp_actor_send(&n->reqresp, &m, NULL);
+	wisp_node_gate_exit(n);
+	return err;
 }

@@ -157,6 +157,8 @@ typedef enum wisp_event_type {
 	WISP_EVENT_RESPOND_READY = 19,/* a request whose wisp_respond() said AGAIN has room again:
 					 u.request (ref only) */
 	WISP_EVENT_PEER_SCORE = 20,   /* wisp_peer_score() came back: u.score */
+	WISP_EVENT_SYNC_CHUNK = 21,   /* wisp_sync_start(): a chunk arrived and matched its hash: u.sync */
+	WISP_EVENT_SYNC_DONE = 22,    /* ... the sync ended: status WISP_OK (every chunk) or why not; u.sync */
 } wisp_event_type;
 
 #define WISP_ADDR_TEXT_MAX 128
@@ -267,6 +269,7 @@ typedef struct wisp_event {
 		const struct wisp_request_info *request;
 		const struct wisp_response_info *response;
 		const struct wisp_peer_score_info *score;
+		const struct wisp_sync_info *sync;
 		const void *data;
 	} u;
 	void *priv_;     /* owned buffer: released by wisp_event_release() */
@@ -564,6 +567,87 @@ WISP_API int wisp_respond(wisp_node *n, uint64_t ref, wisp_rr_result result, con
 
 /* End the response to ref without another chunk (also: no chunk at all). */
 WISP_API int wisp_respond_end(wisp_node *n, uint64_t ref) WISP_NONNULL(1);
+
+/* ---- chunked parallel sync ---------------------------------------------
+ *
+ * Download a large state, given as a list of chunks (id, SHA-256, size),
+ * from several peers at once over a checkpoint protocol: each chunk is one
+ * request `CheckpointRequest { uint64 height = 1; bytes chunk_id = 2; }`
+ * answered by `CheckpointPart { uint64 offset = 1; bytes data = 2; }`
+ * chunks holding the chunk's bytes in order (see wisp/atlas.h; the
+ * protocol must be registered, with max_chunk large enough for a part).
+ *
+ * Several requests are in flight per peer; the next chunk goes to the peer
+ * with the fewest in flight, then the best score (wisp_peer_score). A chunk
+ * that fails (timeout, reset, a refusal) or exceeds chunk_timeout_ms is
+ * asked of another peer; one whose bytes do not match its hash or size
+ * penalizes the peer that served it (a violation in its reputation), and a
+ * peer that served bad_limit bad chunks is not asked again. Every verified
+ * chunk comes as a WISP_EVENT_SYNC_CHUNK (its data, and the progress); the
+ * end as one WISP_EVENT_SYNC_DONE.
+ */
+
+#define WISP_SYNC_MAX_PEERS 64
+#define WISP_SYNC_MAX_JOBS 4
+#define WISP_SYNC_MAX_CHUNKS (1u << 20)
+
+typedef struct wisp_sync_chunk {
+	uint8_t id[64];
+	uint32_t id_len;         /* 1..64 */
+	uint8_t sha256[32];
+	uint32_t size;           /* 1..WISP_REQRESP_MAX_CHUNK bytes */
+} wisp_sync_chunk;
+
+#define WISP_SYNC_SPEC_VERSION 1
+
+typedef struct wisp_sync_spec {
+	uint32_t version;
+	const char *protocol;         /* NULL: "/atlas/req/checkpoint/1/pb_zstd" */
+	uint64_t height;              /* the checkpoint's, sent in every request */
+	const wisp_sync_chunk *chunks;/* copied */
+	uint32_t n_chunks;            /* 1..WISP_SYNC_MAX_CHUNKS */
+	const wisp_peer_id *peers;    /* copied; connected or not (a peer not connected fails its requests) */
+	uint32_t n_peers;             /* 1..WISP_SYNC_MAX_PEERS */
+	uint32_t per_peer;            /* requests in flight per peer (default 4) */
+	uint32_t chunk_timeout_ms;    /* one chunk's whole response (default 30000) */
+	uint32_t max_attempts;        /* per chunk, before the sync fails (default 8) */
+	uint32_t bad_limit;           /* bad chunks after which a peer is dropped (default 2) */
+} wisp_sync_spec;
+
+WISP_API void wisp_sync_spec_default(wisp_sync_spec *s) WISP_NONNULL(1);
+
+typedef struct wisp_sync_peer_result {
+	wisp_peer_id peer;
+	uint32_t chunks;         /* verified chunks it served */
+	uint32_t bad;            /* chunks that failed their hash or size, or broke the framing */
+	uint32_t failed;         /* requests that timed out, were reset or refused */
+	int dropped;             /* not asked any more (bad_limit) */
+} wisp_sync_peer_result;
+
+/* u.sync */
+typedef struct wisp_sync_info {
+	uint64_t sync_id;
+	uint32_t index;          /* SYNC_CHUNK: the chunk's index in the spec */
+	wisp_peer_id peer;       /* SYNC_CHUNK: who served it */
+	const uint8_t *data;     /* SYNC_CHUNK: its bytes */
+	uint32_t len;
+	uint32_t chunks_done, chunks_total;
+	uint64_t bytes_done, bytes_total;
+	uint64_t elapsed_ns;     /* since the start */
+	const wisp_sync_peer_result *peers; /* SYNC_DONE: one per peer of the spec */
+	uint32_t n_peers;
+} wisp_sync_info;
+
+/* Start a sync; returns at once with *sync_id set (when not NULL). Events
+ * carry cookie. Errors: WISP_ERR_INVALID_ARG (spec), WISP_ERR_NOTFOUND (the
+ * protocol is not registered), WISP_ERR_TOO_LARGE (a chunk over the pool's
+ * reach), WISP_ERR_AGAIN, WISP_ERR_CLOSED. A sync that cannot run
+ * (WISP_SYNC_MAX_JOBS already) ends at once with WISP_ERR_LIMIT. */
+WISP_API int wisp_sync_start(wisp_node *n, const wisp_sync_spec *spec, uint64_t cookie, uint64_t *sync_id)
+	WISP_NONNULL(1, 2);
+
+/* Stop a sync: its requests are canceled and it ends with WISP_ERR_CANCELED. */
+WISP_API int wisp_sync_cancel(wisp_node *n, uint64_t sync_id) WISP_NONNULL(1);
 
 /* What the node thinks of a peer. Request/response outcomes make a
  * reputation by peer id (kept for up to 1024 ids, decaying by 1% a second):
