@@ -49,8 +49,10 @@ struct wisp_conn {
 	uint8_t *rx;
 	uint32_t mux_len;
 	uint8_t mux_acc[WISP_MSS_MAX_MSG + 16];
-	wisp_stream *streams;
+	wisp_stream *streams;      /* newest first */
+	wisp_stream *streams_tail;
 	wisp_stream *dead; /* closed, freed when the outermost call returns */
+	uint32_t walk;             /* writable() walks so far */
 	uint32_t depth;
 	uint32_t proto_count[WISP_PROTO_MAX];
 	size_t pending;      /* pulled, not yet taken by the kernel (the owner's count) */
@@ -179,7 +181,20 @@ static void unlink_stream(wisp_conn *c, wisp_stream *s)
 		c->streams = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	else
+		c->streams_tail = s->prev;
 	s->prev = s->next = NULL;
+}
+
+static void append_stream(wisp_conn *c, wisp_stream *s)
+{
+	s->next = NULL;
+	s->prev = c->streams_tail;
+	if (c->streams_tail)
+		c->streams_tail->next = s;
+	else
+		c->streams = s;
+	c->streams_tail = s;
 }
 
 /* The end of a stream: tell its handler if it has one, release its slot,
@@ -263,6 +278,8 @@ static wisp_stream *stream_new(wisp_conn *c, bool outbound)
 	s->next = c->streams;
 	if (c->streams)
 		c->streams->prev = s;
+	else
+		c->streams_tail = s;
 	c->streams = s;
 	return s;
 }
@@ -883,12 +900,27 @@ void wisp_conn_set_pending(wisp_conn *c, size_t bytes)
 		return;
 	/* Drained to half the budget: every stream may write again. A
 	 * handler that writes here may block the budget again; the walk
-	 * still reaches every stream once. */
+	 * still reaches every stream once. Each stream visited moves to the
+	 * back of the list, so the next walk begins with those that found
+	 * the budget full in this one: with the newest first every time, a
+	 * few busy new streams kept older ones from writing for seconds (the
+	 * request/response sync found it). Handlers may close or open
+	 * streams meanwhile: the walk goes by its mark, from the head. */
 	c->budget_blocked = false;
 	c->depth++;
-	for (wisp_stream *s = c->streams; s; s = s->next)
+	uint32_t walk = ++c->walk;
+	for (;;) {
+		wisp_stream *s = c->streams;
+		while (s && s->walk == walk)
+			s = s->next;
+		if (!s)
+			break;
+		s->walk = walk;
+		unlink_stream(c, s);
+		append_stream(c, s);
 		if (s->state == STREAM_OPEN && s->proto->ops->writable)
 			s->proto->ops->writable(s);
+	}
 	if (--c->depth == 0)
 		reap_dead(c);
 }

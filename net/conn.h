@@ -109,6 +109,7 @@ struct wisp_stream {
 	uint32_t credit_skip;      /* received bytes already credited to the window */
 	bool counted;              /* holds one of its protocol's per-connection slots */
 	bool fin_pending;          /* the peer's FIN came during negotiation */
+	uint32_t walk;             /* the last writable() walk that visited it */
 	wisp_stream *prev, *next;  /* the connection's list */
 };
 

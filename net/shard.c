@@ -413,7 +413,13 @@ static void flush_conn(wisp_shard *s, wisp_shard_conn *sc, wisp_tstamp now)
 			return;
 		}
 	}
+	size_t before = wisp_conn_queued(sc->conn);
 	wisp_conn_set_pending(sc->conn, wisp_tcp_queued(&sc->tcp));
+	/* That may have run writable() callbacks that wrote more: pull it in
+	 * this turn (shard_flush comes back to us), or it would wait for the
+	 * next event on the connection. */
+	if (wisp_conn_queued(sc->conn) > before)
+		wisp_shard_mark(sc);
 	/* Everything pulled is with the kernel. The budget also counts what
 	 * waits inside the connection, so a stream can be refused (and wait)
 	 * while the kernel holds less than a budget: that is a stall too,

@@ -7,6 +7,7 @@
 #include <wisp/error.h>
 
 #include "net/shard.h"
+#include "actors/reqresp/actor.h"
 #include "peerset/idtab.h"
 #include "runtime/mem.h"
 #include "runtime/node.h"
@@ -340,6 +341,17 @@ static void on_cmd(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
 		cmd_failed(p, a, c, m->b, WISP_OK); /* CLOSED: the disconnects follow */
 }
 
+/* A request/response request: on to the reqresp actor with the peer's
+ * connection. */
+static void on_rr_request(struct wisp_peers *p, wisp_actor *a, wisp_msg *m)
+{
+	const wisp_peer_id *id = (const wisp_peer_id *)(const void *)(m->buf->data + WISP_RR_REQ_PEER_OFFSET);
+	peer_entry *e = lookup(p, id, false);
+	wisp_msg fw = { .type = WISP_RMSG_REQUEST, .a = e && e->n ? e->conns[0].ref : 0, .b = m->b, .buf = m->buf };
+	if (wisp_actor_send(&p->node->reqresp, &fw, a) == WISP_OK)
+		m->buf = NULL;
+}
+
 static int peers_start(wisp_actor *a, wisp_tstamp now)
 {
 	struct wisp_peers *p = a->state;
@@ -387,6 +399,10 @@ static void peers_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 	case WISP_PMSG_PX_DIAL:
 		if (m->buf)
 			on_px_dial(p, a, m);
+		break;
+	case WISP_PMSG_RR_REQUEST:
+		if (m->buf)
+			on_rr_request(p, a, m);
 		break;
 	default:
 		break;

@@ -5,7 +5,8 @@
  * event passes through here on its way to the application, so the table
  * is up to date before the application hears of a peer, and commands that
  * name a peer (ping, disconnect, tests) are routed to the worker holding
- * its connection. Dials are dealt to workers round robin: the
+ * its connection (request/response requests too, on their way to the
+ * reqresp actor). Dials are dealt to workers round robin: the
  * application's, the explicit peers' (kept connected from here), and those
  * the gossip actor asks for after peer exchange (skipped when the peer is
  * connected by then).
@@ -33,6 +34,11 @@ enum wisp_peers_msg {
 	WISP_PMSG_PEER_CMD = 5,  /* b: cookie, buf: wisp_peer_cmd */
 	/* from the gossip actor */
 	WISP_PMSG_PX_DIAL = 6,   /* buf: wisp_dial_req (has_peer set); events carry WISP_COOKIE_PX */
+	/* from the application: a request (actors/reqresp/actor.h wisp_rr_req),
+	 * routed here first because this actor emits CONNECTED: a request
+	 * made after that event finds the connection. Forwarded to the
+	 * reqresp actor with the connection (0: none). */
+	WISP_PMSG_RR_REQUEST = 7,
 };
 
 typedef struct wisp_conn_up {

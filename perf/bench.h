@@ -4,6 +4,7 @@
 #ifndef WISP_PERF_BENCH_H
 #define WISP_PERF_BENCH_H
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -17,7 +18,7 @@
 
 #define SEC(x) ((uint64_t)((x) * 1e9))
 
-static uint64_t now_ns(void)
+static inline uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -25,10 +26,29 @@ static uint64_t now_ns(void)
 }
 
 /* qsort order for doubles */
-static int cmp_double(const void *a, const void *b)
+static inline int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* "64", "4K", "256M", "1G" (powers of two); 0 when it does not parse. */
+static inline uint64_t parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return 0;
+	uint64_t mul = 1;
+	switch (*end) {
+	case 'K': case 'k': mul = 1ull << 10; end++; break;
+	case 'M': case 'm': mul = 1ull << 20; end++; break;
+	case 'G': case 'g': mul = 1ull << 30; end++; break;
+	}
+	if (*end || v > UINT64_MAX / mul)
+		return 0;
+	return v * mul;
 }
 
 /* What the machine row reports. */
@@ -40,7 +60,7 @@ typedef struct bench_host {
 	double load;   /* one-minute load average, NAN when unknown */
 } bench_host;
 
-static void bench_host_get(bench_host *h)
+static inline void bench_host_get(bench_host *h)
 {
 	char line[256];
 	snprintf(h->cpu, sizeof(h->cpu), "?");
@@ -69,7 +89,7 @@ static void bench_host_get(bench_host *h)
 
 /* Why the js script cannot run (it is missing, or the npm package pkg is
  * not installed next to it), or NULL when both are there. */
-static const char *bench_js_files_missing(const char *script, const char *pkg)
+static inline const char *bench_js_files_missing(const char *script, const char *pkg)
 {
 	static char why[PATH_MAX + 128];
 	struct stat st;

@@ -905,22 +905,12 @@ static void machine_row(const char *node_ver)
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* "1K", "64K", "1M" or plain bytes; 0 when malformed. */
-static uint32_t parse_size(const char *s)
+/* A message size: "1K", "64K", "1M" or plain bytes, at most 1 MiB; 0
+ * when malformed. */
+static uint32_t msg_size(const char *s)
 {
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return 0;
-	unsigned long mul = 1;
-	if (*end == 'K' || *end == 'k')
-		mul = 1024, end++;
-	else if (*end == 'M' || *end == 'm')
-		mul = 1024 * 1024, end++;
-	if (*end || v > (1ul << 20) / mul)
-		return 0;
-	return (uint32_t)(v * mul);
+	uint64_t v = parse_size(s);
+	return v <= (1u << 20) ? (uint32_t)v : 0;
 }
 
 static void size_text(char *out, size_t cap, uint32_t size)
@@ -987,7 +977,7 @@ static bool parse_scenarios(const char *list)
 			return false;
 		*sign++ = 0;
 		*rate++ = 0;
-		if (!parse_rate(rate, &r, &k) || !add_scenario(parse_size(t), sign, r, k))
+		if (!parse_rate(rate, &r, &k) || !add_scenario(msg_size(t), sign, r, k))
 			return false;
 	}
 	return cfg.n_sc > 0;
@@ -1190,7 +1180,7 @@ int main(int argc, char **argv)
 		double r = 10;
 		uint32_t k = 0;
 		bad |= (rate && !parse_rate(rate, &r, &k)) ||
-		       !add_scenario(size ? parse_size(size) : 1024, sign ? sign : "strict", r, k);
+		       !add_scenario(size ? msg_size(size) : 1024, sign ? sign : "strict", r, k);
 	} else if (!parse_scenarios(scen ? scen : DEFAULT_SCENARIOS)) {
 		fprintf(stderr, "gossip-bench: bad --scenarios (SIZE:strict|none:RATE|max,...; SIZE %d bytes to 1M)\n", HDR);
 		return 2;

@@ -105,24 +105,6 @@ static stat3 stat_of(const double *v, int n)
 }
 
 /* "256M", "64K", "1G" or plain bytes; 0 on a malformed value. */
-static uint64_t parse_size(const char *s)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return 0;
-	uint64_t mul = 1;
-	switch (*end) {
-	case 'K': case 'k': mul = 1ull << 10; end++; break;
-	case 'M': case 'm': mul = 1ull << 20; end++; break;
-	case 'G': case 'g': mul = 1ull << 30; end++; break;
-	}
-	if (*end || v > UINT64_MAX / mul)
-		return 0;
-	return v * mul;
-}
-
 static const char *skip_ws(const char *p)
 {
 	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')

@@ -187,11 +187,11 @@ static void request_failed(wisp_reqresp *r, const wisp_rr_req *h, uint64_t cooki
 		wisp_stat_add(&r->st.dropped, 1);
 }
 
-int wisp_rr_dispatch(wisp_reqresp *r, wisp_buf *buf, bool sync, uint32_t job, uint32_t chunk)
+int wisp_rr_dispatch(wisp_reqresp *r, wisp_buf *buf, wisp_conn_ref conn, bool sync, uint32_t job, uint32_t chunk)
 {
 	const wisp_rr_req *h = (const wisp_rr_req *)(void *)buf->data;
-	rr_peer *p = peer_get(r, &h->peer, false);
-	if (!p || !p->n_conns) {
+	rr_peer *p = conn ? peer_get(r, &h->peer, true) : NULL;
+	if (!p) {
 		wisp_stat_add(&r->st.not_connected, 1);
 		return WISP_ERR_NOTFOUND;
 	}
@@ -209,12 +209,13 @@ int wisp_rr_dispatch(wisp_reqresp *r, wisp_buf *buf, bool sync, uint32_t job, ui
 	o->chunk = chunk;
 	o->id = h->id;
 	o->peer = h->peer;
-	o->worker = wisp_conn_ref_worker(p->conns[0]);
+	o->worker = wisp_conn_ref_worker(conn);
 	int err;
-	send_worker(r, o->worker, WISP_WMSG_RR_REQUEST, p->conns[0], (uint64_t)o->gen << 32 | slot, buf, &err);
+	send_worker(r, o->worker, WISP_WMSG_RR_REQUEST, conn, (uint64_t)o->gen << 32 | slot, buf, &err);
 	if (err) {
 		o->used = false;
 		r->out_free.v[r->out_free.n++] = slot;
+		peer_maybe_drop(r, p);
 		return WISP_ERR_AGAIN;
 	}
 	p->out++;
@@ -227,7 +228,7 @@ static void on_request(wisp_reqresp *r, wisp_msg *m)
 	m->buf = NULL;
 	wisp_stat_add(&r->st.requests_out, 1);
 	wisp_rr_req h = *(const wisp_rr_req *)(void *)buf->data;
-	int err = wisp_rr_dispatch(r, buf, false, 0, 0);
+	int err = wisp_rr_dispatch(r, buf, m->a, false, 0, 0);
 	if (err) {
 		wisp_buf_unref(buf);
 		request_failed(r, &h, h.cookie, err);
@@ -437,10 +438,10 @@ uint64_t wisp_rr_reps_gen(const wisp_reqresp *r)
 	return r->reps_gen;
 }
 
-bool wisp_rr_connected(wisp_reqresp *r, const wisp_peer_id *id)
+wisp_conn_ref wisp_rr_conn_of(wisp_reqresp *r, const wisp_peer_id *id)
 {
 	const rr_peer *p = peer_get(r, id, false);
-	return p && p->n_conns;
+	return p && p->n_conns ? p->conns[0] : 0;
 }
 
 const wisp_scoring_rep *wisp_rr_rep_of(const wisp_reqresp *r, const wisp_peer_id *id)

@@ -28,6 +28,7 @@
 #define WISP_ACTORS_REQRESP_ACTOR_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include <wisp/wisp.h>
 
@@ -47,7 +48,8 @@ enum wisp_rr_actor_msg {
 	WISP_RMSG_SYNC_PART = 306, /* a: out ref, buf: a response chunk as its event would carry it
 				      (wisp_response_info, then the content) */
 	/* from the handle */
-	WISP_RMSG_REQUEST = 310,   /* b: cookie, buf: wisp_rr_req + content */
+	WISP_RMSG_REQUEST = 310,   /* through the peers actor: a: the peer's connection (0: none),
+				      b: cookie, buf: wisp_rr_req + content */
 	WISP_RMSG_CANCEL = 311,    /* a: request id */
 	WISP_RMSG_SYNC = 312,      /* b: cookie, buf: wisp_rr_sync_cmd + chunks + peers */
 	WISP_RMSG_SYNC_CANCEL = 313, /* a: sync id */
@@ -66,6 +68,8 @@ typedef struct wisp_rr_req {
 	uint32_t to_actor;   /* 1: the chunks go to the actor (WISP_RMSG_SYNC_PART), not the
 				application, and the end only as OUT_DONE (the sync helper) */
 } wisp_rr_req;
+
+#define WISP_RR_REQ_PEER_OFFSET offsetof(wisp_rr_req, peer)
 
 /* An in slot as application threads and workers see it. word: the
  * request's generation << 32 | want-ready bit << 31 | bytes queued (the

@@ -9,6 +9,7 @@
 #include "codec/rrframe.h"
 #include "net/mss.h"
 #include "net/reqresp.h"
+#include "peerset/peers.h"
 #include "runtime/node.h"
 #include "runtime/worker.h"
 
@@ -103,8 +104,8 @@ int wisp_request(wisp_node *n, const wisp_peer_id *peer, const char *protocol, c
 	b->len = (uint32_t)(sizeof(*h) + len);
 	if (id)
 		*id = h->id;
-	wisp_msg m = { .type = WISP_RMSG_REQUEST, .b = cookie, .buf = b };
-	err = wisp_actor_send(&n->reqresp, &m, NULL);
+	wisp_msg m = { .type = WISP_PMSG_RR_REQUEST, .b = cookie, .buf = b };
+	err = wisp_actor_send(&n->peers, &m, NULL);
 	if (err)
 		wisp_buf_unref(b);
 	wisp_node_gate_exit(n);

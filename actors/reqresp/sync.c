@@ -43,11 +43,18 @@ struct wisp_sync_job {
 	uint32_t flying, done;
 	uint64_t bytes_done, bytes_total;
 	wisp_tstamp started;
+	wisp_tstamp stalled_since; /* chunks wait, nothing flies, no peer can take one: since when */
 };
+
+/* How often a stalled job looks for a peer again (one that connects, or
+ * that the actor hears of after the application did). */
+#define STALL_RETRY_NS (50 * 1000000ull)
 
 struct wisp_syncs {
 	wisp_reqresp *r;
 	struct wisp_sync_job *jobs[WISP_SYNC_MAX_JOBS];
+	wisp_timer retry;
+	bool timer_ready;
 };
 
 /* ---- the job's memory ---------------------------------------------------- */
@@ -195,7 +202,7 @@ static int pick_peer(struct wisp_syncs *s, struct wisp_sync_job *j, int64_t avoi
 	refresh_scores(s, j);
 	int best = -1, fallback = -1;
 	for (uint32_t i = 0; i < j->spec.n_peers; i++) {
-		if (j->res[i].dropped || j->inflight[i] >= j->spec.per_peer || !wisp_rr_connected(s->r, &j->peers[i]))
+		if (j->res[i].dropped || j->inflight[i] >= j->spec.per_peer || !wisp_rr_conn_of(s->r, &j->peers[i]))
 			continue;
 		if ((int64_t)i == avoid) {
 			fallback = (int)i;
@@ -249,7 +256,8 @@ static void pump(struct wisp_syncs *s, struct wisp_sync_job *j)
 			break;
 		uint64_t id = atomic_fetch_add_explicit(&n->rr_next_id, 1, memory_order_relaxed);
 		wisp_buf *b = chunk_request(n, j, c, (uint32_t)p, id);
-		int err = b ? wisp_rr_dispatch(s->r, b, true, j->slot, c) : WISP_ERR_AGAIN;
+		wisp_conn_ref conn = wisp_rr_conn_of(s->r, &j->peers[p]);
+		int err = b ? wisp_rr_dispatch(s->r, b, conn, true, j->slot, c) : WISP_ERR_AGAIN;
 		if (err) {
 			wisp_buf_unref(b);
 			break; /* the node's cap or a full mailbox: the next request that ends retries */
@@ -264,9 +272,22 @@ static void pump(struct wisp_syncs *s, struct wisp_sync_job *j)
 		j->inflight[p]++;
 		j->flying++;
 	}
-	/* nothing in flight and nobody to ask: it cannot finish */
-	if (j->q_count && !j->flying && !j->ending)
-		job_end(s, j, j->last_err ? j->last_err : WISP_ERR_NOTFOUND);
+	/* Nothing in flight and nobody to ask: a peer may still connect (or
+	 * the actor hear of one the application saw connect); after a chunk
+	 * timeout of that, it cannot finish. */
+	if (j->q_count && !j->flying && !j->ending) {
+		wisp_tstamp now = wisp_loop_now(wisp_rr_actor(s->r)->loop);
+		if (!j->stalled_since)
+			j->stalled_since = now;
+		if (now - j->stalled_since >= (uint64_t)j->spec.chunk_timeout_ms * 1000000u) {
+			job_end(s, j, j->last_err ? j->last_err : WISP_ERR_NOTFOUND);
+			return;
+		}
+		if (!wisp_timer_armed(&s->retry))
+			(void)wisp_loop_timer_arm(wisp_rr_actor(s->r)->loop, &s->retry, now + STALL_RETRY_NS);
+	} else {
+		j->stalled_since = 0;
+	}
 }
 
 static void pump_all(struct wisp_syncs *s)
@@ -278,8 +299,18 @@ static void pump_all(struct wisp_syncs *s)
 
 /* ---- the protocol's answers ------------------------------------------------- */
 
+static void on_retry(wisp_timer *t, wisp_tstamp now)
+{
+	(void)now;
+	pump_all(t->arg);
+}
+
 void wisp_sync_begin(struct wisp_syncs *s, struct wisp_sync_job *j, wisp_tstamp now)
 {
+	if (!s->timer_ready) {
+		wisp_timer_init(&s->retry, on_retry, s);
+		s->timer_ready = true;
+	}
 	j->started = now;
 	int slot = -1;
 	for (int i = 0; i < WISP_SYNC_MAX_JOBS && slot < 0; i++)
@@ -477,6 +508,8 @@ void wisp_sync_out_done(struct wisp_syncs *s, uint32_t job, uint32_t chunk, cons
 void wisp_syncs_stop(struct wisp_syncs *s)
 {
 	wisp_node *n = wisp_rr_node(s->r);
+	if (s->timer_ready)
+		wisp_loop_timer_disarm(wisp_rr_actor(s->r)->loop, &s->retry);
 	for (int i = 0; i < WISP_SYNC_MAX_JOBS; i++) {
 		struct wisp_sync_job *j = s->jobs[i];
 		if (!j)

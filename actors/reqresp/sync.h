@@ -12,6 +12,7 @@
 
 #include "actors/reqresp/actor.h"
 #include "actors/scoring/actor.h"
+#include "net/shard.h"
 
 struct wisp_syncs;
 struct wisp_sync_job;
@@ -39,13 +40,15 @@ void wisp_sync_out_done(struct wisp_syncs *s, uint32_t job, uint32_t chunk, cons
 /* What sync.c needs of the actor (actor.c). */
 wisp_node *wisp_rr_node(const wisp_reqresp *r);
 wisp_actor *wisp_rr_actor(const wisp_reqresp *r);
-bool wisp_rr_connected(wisp_reqresp *r, const wisp_peer_id *id);
+/* The connection the actor knows for a peer, 0 when none (yet). */
+wisp_conn_ref wisp_rr_conn_of(wisp_reqresp *r, const wisp_peer_id *id);
 const wisp_scoring_rep *wisp_rr_rep_of(const wisp_reqresp *r, const wisp_peer_id *id);
 uint64_t wisp_rr_reps_gen(const wisp_reqresp *r);
 /* Send a request (buf: wisp_rr_req + content, taken on success) to its
- * peer, filed as job's chunk when sync. Errors: WISP_ERR_NOTFOUND (not
- * connected), WISP_ERR_LIMIT (max_requests_out), WISP_ERR_AGAIN. */
-int wisp_rr_dispatch(wisp_reqresp *r, wisp_buf *buf, bool sync, uint32_t job, uint32_t chunk);
+ * peer over conn, filed as job's chunk when sync. Errors:
+ * WISP_ERR_NOTFOUND (conn 0: not connected), WISP_ERR_LIMIT
+ * (max_requests_out), WISP_ERR_AGAIN. */
+int wisp_rr_dispatch(wisp_reqresp *r, wisp_buf *buf, wisp_conn_ref conn, bool sync, uint32_t job, uint32_t chunk);
 void wisp_rr_cancel_id(wisp_reqresp *r, uint64_t id);
 void wisp_rr_report(wisp_reqresp *r, const wisp_peer_id *id, wisp_rep_kind kind, uint64_t latency_us);
 

@@ -351,6 +351,7 @@ static void test_sync_ends(void **state)
 	wisp_peer_id nobody = *wisp_node_peer_id(nodes[0].n); /* ourselves: never connected */
 	spec.peers = &nobody;
 	spec.n_peers = 1;
+	spec.chunk_timeout_ms = 300; /* how long it waits for a peer to connect */
 	assert_int_equal(wisp_sync_start(nodes[0].n, &spec, 1, NULL), WISP_OK);
 	assert_true(wt_wait_nodes(node_at, N, take, sync_done, 10000));
 	assert_int_equal(nodes[0].done_status, WISP_ERR_NOTFOUND);
