@@ -497,7 +497,7 @@ typedef struct wisp_reqresp_opts {
 					   connection before wisp_respond() says AGAIN (4 MiB) */
 } wisp_reqresp_opts;
 
-void wisp_reqresp_opts_default(wisp_reqresp_opts *o) WISP_NONNULL(1);
+WISP_API void wisp_reqresp_opts_default(wisp_reqresp_opts *o) WISP_NONNULL(1);
 
 /* Register a protocol (o NULL: defaults), between wisp_node_new() and
  * wisp_node_start(), on the controlling thread. Both directions use it:
