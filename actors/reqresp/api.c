@@ -1,6 +1,7 @@
 /* The application's request/response calls: checks, then one enqueue. */
 #include <string.h>
 
+#include <wisp/atlas.h>
 #include <wisp/error.h>
 #include <wisp/wisp.h>
 
@@ -250,8 +251,6 @@ void wisp_reqresp_stats_fill(const wisp_node *n, wisp_stats *out)
 
 /* ---- sync ------------------------------------------------------------------ */
 
-#define SYNC_DEFAULT_PROTOCOL "/atlas/req/checkpoint/1/pb_zstd"
-
 void wisp_sync_spec_default(wisp_sync_spec *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -283,7 +282,7 @@ int wisp_sync_start(wisp_node *n, const wisp_sync_spec *spec, uint64_t cookie, u
 {
 	if (!spec_ok(spec))
 		return WISP_ERR_INVALID_ARG;
-	int proto = proto_index(n, spec->protocol ? spec->protocol : SYNC_DEFAULT_PROTOCOL);
+	int proto = proto_index(n, spec->protocol ? spec->protocol : WISP_ATLAS_PROTO_CHECKPOINT);
 	if (proto < 0)
 		return proto;
 	int err = wisp_node_gate_enter(n);

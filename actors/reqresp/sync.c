@@ -6,7 +6,8 @@
 
 #include <wisp/error.h>
 
-#include "codec/pb.h"
+#include <wisp/atlas.h>
+
 #include "runtime/mem.h"
 #include "runtime/node.h"
 
@@ -215,12 +216,13 @@ static int pick_peer(struct wisp_syncs *s, struct wisp_sync_job *j, int64_t avoi
 	return best >= 0 ? best : fallback;
 }
 
-/* CheckpointRequest { uint64 height = 1; bytes chunk_id = 2; } */
+/* The request for chunk c: a CheckpointRequest. */
 static wisp_buf *chunk_request(wisp_node *n, const struct wisp_sync_job *j, uint32_t c, uint32_t peer,
 			       uint64_t id)
 {
 	const wisp_sync_chunk *ch = &j->chunks[c];
-	size_t len = wisp_pb_varint_size(1, j->spec.height) + wisp_pb_bytes_size(2, ch->id_len);
+	wisp_atlas_checkpoint_request m = { .height = j->spec.height, .chunk_id = { ch->id, ch->id_len } };
+	size_t len = wisp_atlas_checkpoint_request_size(&m);
 	wisp_buf *b = wisp_buf_alloc(n->pool, sizeof(wisp_rr_req) + len);
 	if (!b)
 		return NULL;
@@ -233,12 +235,7 @@ static wisp_buf *chunk_request(wisp_node *n, const struct wisp_sync_job *j, uint
 	h->timeout_ms = j->spec.chunk_timeout_ms;
 	h->len = (uint32_t)len;
 	h->to_actor = 1;
-	wisp_pb_writer w;
-	wisp_pb_writer_init(&w, (uint8_t *)(h + 1), len);
-	if (j->spec.height)
-		wisp_pb_put_varint(&w, 1, j->spec.height);
-	wisp_pb_put_bytes(&w, 2, ch->id, ch->id_len);
-	ssize_t k = wisp_pb_writer_finish(&w);
+	ssize_t k = wisp_atlas_checkpoint_request_encode(&m, (uint8_t *)(h + 1), len);
 	h->len = k > 0 ? (uint32_t)k : 0;
 	b->len = (uint32_t)(sizeof(*h) + h->len);
 	return b;
@@ -344,31 +341,6 @@ static struct wisp_sync_job *job_at(struct wisp_syncs *s, uint32_t job, uint32_t
 	return j && chunk < j->spec.n_chunks ? j : NULL;
 }
 
-/* CheckpointPart { uint64 offset = 1; bytes data = 2; } */
-static int read_part(const uint8_t *p, size_t n, uint64_t *offset, const uint8_t **data, size_t *len)
-{
-	wisp_pb_reader rd;
-	wisp_pb_field f;
-	int rc;
-	*offset = 0;
-	*data = NULL;
-	*len = 0;
-	wisp_pb_reader_init(&rd, p, n);
-	while ((rc = wisp_pb_next(&rd, &f, n)) == 1) {
-		if (f.num == 1) {
-			if (wisp_pb_expect(&f, 0))
-				return WISP_ERR_WIRE_TYPE;
-			*offset = f.u64;
-		} else if (f.num == 2) {
-			if (wisp_pb_expect(&f, 2))
-				return WISP_ERR_WIRE_TYPE;
-			*data = f.data;
-			*len = f.len;
-		}
-	}
-	return rc;
-}
-
 int wisp_sync_part(struct wisp_syncs *s, uint32_t job, uint32_t chunk, wisp_buf *buf)
 {
 	struct wisp_sync_job *j = job_at(s, job, chunk);
@@ -384,11 +356,12 @@ int wisp_sync_part(struct wisp_syncs *s, uint32_t job, uint32_t chunk, wisp_buf 
 		wisp_buf_unref(buf);
 		return WISP_OK;
 	}
-	uint64_t offset;
-	const uint8_t *data;
-	size_t len;
+	wisp_atlas_checkpoint_part part;
 	uint32_t size = j->chunks[chunk].size;
-	if (read_part(ri->data, ri->len, &offset, &data, &len) < 0 || offset != cs->got || len > size - cs->got) {
+	int rc = wisp_atlas_checkpoint_part_decode(ri->data, ri->len, &part);
+	const uint8_t *data = part.data.p;
+	size_t len = part.data.len;
+	if (rc || part.offset != cs->got || len > size - cs->got) {
 		cs->bad = true;
 		err = WISP_ERR_BAD_CONTENT;
 	} else if (len) {
