@@ -18,6 +18,8 @@ typedef struct chunk_state {
 	uint8_t attempts;
 	bool bad;        /* this attempt's parts did not fit the chunk */
 	bool refused;    /* this attempt got a non-zero result */
+	bool busy;       /* ... "resource unavailable": the peer's limits, not a failure */
+	uint8_t busy_count; /* such answers: past BUSY_MAX one counts as an attempt */
 	bool local;      /* this attempt failed here (no buffer): not the peer's doing */
 	uint32_t peer;   /* who has (or last had) it */
 	uint32_t got;    /* bytes assembled */
@@ -37,6 +39,7 @@ struct wisp_sync_job {
 	chunk_state *cs;
 	wisp_sync_peer_result *res;
 	uint32_t *inflight;       /* per peer */
+	wisp_tstamp *busy_until;  /* per peer: it said "resource unavailable", ask again after */
 	double *score;            /* per peer, from the reputations */
 	uint64_t score_gen;
 	uint32_t *queue;          /* chunks waiting for a peer: a ring of n_chunks */
@@ -46,6 +49,12 @@ struct wisp_sync_job {
 	wisp_tstamp started;
 	wisp_tstamp stalled_since; /* chunks wait, nothing flies, no peer can take one: since when */
 };
+
+/* A peer that answers "resource unavailable" (its rate or concurrency
+ * limits) is left alone this long; a chunk that hears it more than
+ * BUSY_MAX times counts one attempt for each further time. */
+#define BUSY_BACKOFF_NS (200 * 1000000ull)
+#define BUSY_MAX 32
 
 /* How often a stalled job looks for a peer again (one that connects, or
  * that the actor hears of after the application did). */
@@ -73,7 +82,8 @@ struct wisp_sync_job *wisp_sync_job_new(wisp_node *n, const wisp_sync_spec *spec
 	size_t nc = spec->n_chunks, np = spec->n_peers;
 	size_t size = ((sizeof(struct wisp_sync_job) + 15) & ~(size_t)15) +
 		      nc * (sizeof(wisp_sync_chunk) + sizeof(chunk_state) + sizeof(uint32_t)) +
-		      np * (sizeof(wisp_peer_id) + sizeof(wisp_sync_peer_result) + sizeof(uint32_t) + sizeof(double)) +
+		      np * (sizeof(wisp_peer_id) + sizeof(wisp_sync_peer_result) + sizeof(uint32_t) + sizeof(double) +
+			    sizeof(wisp_tstamp)) +
 		      8 * 16;
 	uint8_t *p = wisp_calloc(n->mem, 1, size);
 	if (!p)
@@ -86,6 +96,7 @@ struct wisp_sync_job *wisp_sync_job_new(wisp_node *n, const wisp_sync_spec *spec
 	j->res = carve(&p, np * sizeof(*j->res));
 	j->inflight = carve(&p, np * sizeof(*j->inflight));
 	j->score = carve(&p, np * sizeof(*j->score));
+	j->busy_until = carve(&p, np * sizeof(*j->busy_until));
 	j->id = id;
 	j->cookie = cookie;
 	j->proto = proto;
@@ -202,8 +213,10 @@ static int pick_peer(struct wisp_syncs *s, struct wisp_sync_job *j, int64_t avoi
 {
 	refresh_scores(s, j);
 	int best = -1, fallback = -1;
+	wisp_tstamp now = wisp_loop_now(wisp_rr_actor(s->r)->loop);
 	for (uint32_t i = 0; i < j->spec.n_peers; i++) {
-		if (j->res[i].dropped || j->inflight[i] >= j->spec.per_peer || !wisp_rr_conn_of(s->r, &j->peers[i]))
+		if (j->res[i].dropped || j->inflight[i] >= j->spec.per_peer || j->busy_until[i] > now ||
+		    !wisp_rr_conn_of(s->r, &j->peers[i]))
 			continue;
 		if ((int64_t)i == avoid) {
 			fallback = (int)i;
@@ -264,7 +277,7 @@ static void pump(struct wisp_syncs *s, struct wisp_sync_job *j)
 		cs->state = CH_FLIGHT;
 		cs->peer = (uint32_t)p;
 		cs->got = 0;
-		cs->bad = cs->refused = cs->local = false;
+		cs->bad = cs->refused = cs->busy = cs->local = false;
 		cs->req_id = id;
 		j->inflight[p]++;
 		j->flying++;
@@ -353,6 +366,7 @@ int wisp_sync_part(struct wisp_syncs *s, uint32_t job, uint32_t chunk, wisp_buf 
 	}
 	if (ri->result != WISP_RR_SUCCESS) {
 		cs->refused = true; /* the end follows */
+		cs->busy = ri->result == WISP_RR_UNAVAILABLE;
 		wisp_buf_unref(buf);
 		return WISP_OK;
 	}
@@ -447,8 +461,16 @@ void wisp_sync_out_done(struct wisp_syncs *s, uint32_t job, uint32_t chunk, cons
 		j->res[p].chunks++;
 	} else {
 		bool peer_fault = wisp_err_is_peer(status);
+		bool counts = true;
 		if (verified || cs->local) {
 			/* ours: no buffer, or the application's ring was full */
+		} else if (cs->busy && status == WISP_OK) {
+			/* the peer's limits: leave it alone a while */
+			j->busy_until[p] = wisp_loop_now(wisp_rr_actor(s->r)->loop) + BUSY_BACKOFF_NS;
+			counts = cs->busy_count >= BUSY_MAX;
+			if (!counts)
+				cs->busy_count++;
+			j->last_err = WISP_ERR_REFUSED;
 		} else if (cs->bad || peer_fault || (status == WISP_OK && !cs->refused)) {
 			/* parts that did not fit, broken framing, or a whole
 			 * response of the wrong size or hash */
@@ -465,7 +487,7 @@ void wisp_sync_out_done(struct wisp_syncs *s, uint32_t job, uint32_t chunk, cons
 		}
 		wisp_buf_unref(cs->asm_);
 		cs->asm_ = NULL;
-		if (++cs->attempts >= j->spec.max_attempts) {
+		if (counts && ++cs->attempts >= j->spec.max_attempts) {
 			job_end(s, j, j->last_err ? j->last_err : WISP_ERR_AGAIN);
 			pump_all(s);
 			return;
