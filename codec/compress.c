@@ -1,5 +1,7 @@
 #include "codec/compress.h"
 
+#include <stdbool.h>
+
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem, ZSTD_create*_advanced */
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -97,6 +99,15 @@ static int map_derr(size_t r)
 	}
 }
 
+/* The smallest window log that covers max bytes (at least zstd's minimum). */
+static int window_log(size_t max)
+{
+	int wlog = MIN_WINDOW_LOG;
+	while (wlog < ZSTD_WINDOWLOG_MAX && ((size_t)1 << wlog) < max)
+		wlog++;
+	return wlog;
+}
+
 /* Checks the frame header and prepares the stream. Returns 0 with the
  * declared content size (or ZSTD_CONTENTSIZE_UNKNOWN) in *declared. */
 static int start_frame(wisp_zstd *z, const void *in, size_t n, size_t max,
@@ -112,17 +123,42 @@ static int start_frame(wisp_zstd *z, const void *in, size_t n, size_t max,
 	if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs > max)
 		return WISP_ERR_TOO_LARGE;
 
-	/* A window larger than the whole allowed output is never needed, and
-	 * it is what the decoder would allocate. */
-	int wlog = MIN_WINDOW_LOG;
-	while (wlog < ZSTD_WINDOWLOG_MAX && ((size_t)1 << wlog) < max)
-		wlog++;
+	/* Streaming allocates the window: never more than the whole allowed
+	 * output (frames with a larger window are decoded by flat()). */
 	ZSTD_DCtx_reset(z->d, ZSTD_reset_session_and_parameters);
-	size_t r = ZSTD_DCtx_setParameter(z->d, ZSTD_d_windowLogMax, wlog);
+	size_t r = ZSTD_DCtx_setParameter(z->d, ZSTD_d_windowLogMax, window_log(max));
 	if (ZSTD_isError(r))
 		return WISP_ERR_INTERNAL;
 	*declared = fcs;
 	return 0;
+}
+
+/* True when the frame's window is larger than streaming may allocate for
+ * max bytes of output. Encoders that do not know the size ahead (zstd's
+ * streaming API, the zstd command on a pipe) declare windows of 512 KiB to
+ * 8 MiB whatever the content: such frames are valid. */
+static bool big_window(const void *in, size_t n, size_t max)
+{
+	ZSTD_frameHeader fh;
+	return ZSTD_getFrameHeader(&fh, in, n) == 0 && fh.windowSize > ((unsigned long long)1 << window_log(max));
+}
+
+/* Decodes a big_window() frame in one pass into out[0..cap): out holds the
+ * whole history, so zstd allocates no window and the window costs nothing.
+ * Errors as wisp_zstd_decompress(). */
+static ssize_t flat(wisp_zstd *z, const void *in, size_t n, void *out, size_t cap, unsigned long long declared)
+{
+	size_t r = ZSTD_decompressDCtx(z->d, out, cap, in, n);
+	if (ZSTD_isError(r)) {
+		/* more than cap: over the limit, or, past a declared size, corrupt */
+		if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall)
+			return declared == ZSTD_CONTENTSIZE_UNKNOWN ? WISP_ERR_TOO_LARGE : WISP_ERR_DECOMPRESS;
+		return map_derr(r);
+	}
+	/* one frame only (ZSTD_decompressDCtx goes on through more frames) */
+	if (ZSTD_findFrameCompressedSize(in, n) != n)
+		return WISP_ERR_DECOMPRESS;
+	return (ssize_t)r;
 }
 
 /* Decodes until the frame ends or out is full. Returns 1 when the frame is
@@ -163,6 +199,8 @@ ssize_t wisp_zstd_decompress(wisp_zstd *z, const void *in, size_t n, void *out, 
 	int r = start_frame(z, in, n, cap, &declared);
 	if (r)
 		return r;
+	if (big_window(in, n, cap))
+		return flat(z, in, n, out, cap, declared);
 	ZSTD_inBuffer ib = { in, n, 0 };
 	ZSTD_outBuffer ob = { out, cap, 0 };
 	r = pump(z->d, &ib, &ob);
@@ -185,9 +223,23 @@ int wisp_zstd_decompress_alloc(wisp_zstd *z, const void *in, size_t n, size_t ma
 		size = (size_t)declared;
 	else
 		size = max < ALLOC_START ? max : ALLOC_START;
+	bool big = big_window(in, n, max);
+	if (big && declared == ZSTD_CONTENTSIZE_UNKNOWN)
+		size = max; /* one pass needs room for all that is allowed */
 	uint8_t *buf = wisp_malloc(&z->mem, size ? size : 1);
 	if (!buf)
 		return WISP_ERR_NOMEM;
+	if (big) {
+		ssize_t got = flat(z, in, n, buf, size, declared);
+		uint8_t *fit = got >= 0 && (size_t)got < size ? wisp_realloc(&z->mem, buf, got ? (size_t)got : 1) : buf;
+		if (got < 0 || !fit) {
+			wisp_free(&z->mem, buf);
+			return got < 0 ? (int)got : WISP_ERR_NOMEM;
+		}
+		*out = fit;
+		*outlen = (size_t)got;
+		return 0;
+	}
 
 	ZSTD_inBuffer ib = { in, n, 0 };
 	ZSTD_outBuffer ob = { buf, size, 0 };

@@ -7,8 +7,9 @@
  * declares a larger content size is refused before any output is written or
  * allocated, and frames without a declared size are decoded by streaming
  * with the output capped, so a decompression bomb costs at most the maximum,
- * never more memory. The accepted window is limited to the maximum too (see
- * wisp_zstd_decompress).
+ * never more memory. A frame whose window is larger than the maximum (valid:
+ * streaming encoders declare one whatever the content) is decoded in one
+ * pass into a buffer of the maximum, which needs no window.
  *
  * A wisp_zstd belongs to one thread at a time.
  */
@@ -45,8 +46,7 @@ ssize_t wisp_zstd_compress(wisp_zstd *z, const void *in, size_t n, void *out, si
  * out[0..cap); cap is the maximum decompressed size. Returns the
  * decompressed size, or
  *   WISP_ERR_TOO_LARGE   the frame declares more than cap bytes, or declares
- *                        no size and holds more, or needs a window larger
- *                        than max(cap, 1 KiB) rounded up to a power of two;
+ *                        no size and holds more;
  *   WISP_ERR_DECOMPRESS  not zstd, corrupt, truncated, trailing bytes, or
  *                        content that does not match its declared size;
  *   WISP_ERR_NOMEM       zstd could not allocate its buffers.
@@ -56,7 +56,8 @@ ssize_t wisp_zstd_decompress(wisp_zstd *z, const void *in, size_t n, void *out, 
 
 /* As wisp_zstd_decompress, but allocates the output (through z's wisp_mem)
  * with at most max bytes: exactly the declared size when the frame has one,
- * else a buffer grown as output arrives. On success *out (free it with
+ * else a buffer grown as output arrives (or, for a window larger than max,
+ * max bytes, then shrunk to the output). On success *out (free it with
  * wisp_free(mem, *out) using the same mem; never NULL, even for 0 bytes) and
  * *outlen are set and 0 is returned; on error nothing is allocated and the
  * errors are those of wisp_zstd_decompress. */

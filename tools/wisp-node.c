@@ -35,6 +35,7 @@ static void usage(FILE *f)
 		"                 [--duration SECONDS] [--json] [--workers N] [--serve echo,perf]\n"
 		"                 [--topic NAME]... [--sign strict|none] [--msg-id default|content|js]\n"
 		"                 [--compress zstd|none] [--priority high|normal] [--explicit MULTIADDR]...\n"
+		"                 [--reqresp PROTOCOL[=echo|app|none]]... [--respond echo|app]\n"
 		"       wisp-node --self-check [--workers N] [--duration SECONDS] [--json]\n"
 		"\n"
 		"Runs a libp2p node (TCP, Noise, yamux, identify, ping) and prints what happens.\n"
@@ -62,6 +63,14 @@ static void usage(FILE *f)
 		"                      each peer's send queue; normal (the default)\n"
 		"  --explicit MULTIADDR  a gossipsub explicit peer (/p2p required; repeatable): kept\n"
 		"                      connected, sent every message of its topics, never meshed\n"
+		"  --reqresp PROTOCOL  register a request/response protocol (repeatable, at most 16;\n"
+		"                      e.g. /atlas/req/tx/1/pb_zstd): requests to peers with the\n"
+		"                      request command, and peers' requests answered as --respond\n"
+		"                      says, or as PROTOCOL=MODE says for this one\n"
+		"  --respond MODE      how peers' requests are answered: app (the default: each is a\n"
+		"                      request event, answered by respond / respond_end commands),\n"
+		"                      echo (a built-in test responder, below), none (not served:\n"
+		"                      peers hear \"na\"; we only ask)\n"
 		"  --self-check        the runtime self-check instead (see above)\n"
 		"  --help              this text\n"
 		"\n"
@@ -78,12 +87,33 @@ static void usage(FILE *f)
 		"  {\"cmd\":\"publish\",\"topic\":\"t\",\"data\":\"text\"} (or \"hex\":\"00ff\", or \"size\":1024 random bytes)\n"
 		"  {\"cmd\":\"app_score\",\"peer_id\":\"...\",\"score\":-5000} (the application's score\n"
 		"    for a peer; answered by an app_score event)\n"
+		"  {\"cmd\":\"request\",\"peer_id\":\"...\",\"protocol\":\"/atlas/req/tx/1/pb_zstd\",\"data\":\"text\"}\n"
+		"    (or \"hex\", or \"size\":N with \"seq\":K for N bytes of echo payload K; optional\n"
+		"    \"timeout_ms\" for the whole response; \"peer\" may stand for \"peer_id\"):\n"
+		"    a response event per chunk, then response_end\n"
+		"  {\"cmd\":\"cancel\",\"id\":<the request's id>} (or \"request_id\":N): response_end canceled\n"
+		"  {\"cmd\":\"respond\",\"ref\":\"<request event's ref>\",\"result\":0,\"data\":\"...\",\"last\":false}\n"
+		"    (content as for request; result 1 invalid request, 2 server error, 3 resource\n"
+		"    unavailable: the data is then a UTF-8 message of at most 256 bytes and ends\n"
+		"    the response) -> responded\n"
+		"  {\"cmd\":\"respond_end\",\"ref\":\"...\"} (end without another chunk) -> responded\n"
 		"  {\"cmd\":\"stats\"}\n"
 		"  {\"cmd\":\"quit\"}\n"
 		"Events: listening, connected, disconnected, identify, ping, echo_done, rtt_done,\n"
-		"perf_done, closed, subscribed, published, publish_failed, message, stats, error\n"
-		"(kind dial, handshake, ping, echo, perf, command), quit. The README documents\n"
-		"every field.\n"
+		"perf_done, closed, subscribed, published, publish_failed, message, request,\n"
+		"response, response_end, responded, respond_ready, stats, error (kind dial,\n"
+		"handshake, ping, echo, perf, request, respond, command), quit. The README\n"
+		"documents every field.\n"
+		"\n"
+		"The echo responder (--respond echo) reads the request as text:\n"
+		"  \"chunks=N size=S\"        N chunks (0: none, just the end) of S bytes each; chunk\n"
+		"                           i is the first S bytes of echo payload i (the xorshift32\n"
+		"                           sequence of the echo command's stream i)\n"
+		"  \"error=R msg=TEXT\"       one chunk with result R (1..3) and message TEXT (the\n"
+		"                           rest of the request); after chunks=N size=S: those first\n"
+		"  anything else            echoed back as one chunk\n"
+		"A request that starts with chunks= or error= but does not parse is answered with\n"
+		"result 1 (invalid request) and a message saying why.\n"
 		"\n"
 		"Exit status: 0 ok, 1 the self-check failed, 2 usage, 3 the node could not start\n"
 		"(key file, listen address, io_uring)\n");
@@ -243,6 +273,36 @@ static int self_check(long workers, double duration, int json)
 #define MAX_DIALS 16
 #define ID_SLOTS 4096
 
+/* How peers' requests on a protocol are answered. */
+enum rr_mode { RR_APP = 0, RR_ECHO = 1, RR_NONE = 2 };
+static const char *const rr_mode_name[] = { "app", "echo", "none" };
+
+#define RR_MAX_OUT 2048  /* our requests in flight that the tool keeps track of */
+#define RR_MAX_ECHO 1024 /* responses the echo responder is sending at once */
+#define RR_TAG_MAX 256   /* a request command's "id", as printed back */
+
+/* One of our requests in flight: its end event frees the entry. */
+typedef struct rr_out {
+	uint64_t cookie; /* 0: free */
+	uint64_t id;     /* wisp_request()'s */
+	char tag[RR_TAG_MAX]; /* the command's "id", re-quoted; "" when none */
+} rr_out;
+
+/* A response the echo responder is sending: chunks of echo payload, then an
+ * error chunk or the end; or one chunk echoing the request back (copy). */
+typedef struct rr_echo {
+	uint64_t ref;    /* 0: free */
+	uint32_t next, chunks, size;
+	int error;       /* the result of a final error chunk; 0: none */
+	bool blocked;    /* wisp_respond() said AGAIN: retry */
+	bool echo_back;  /* answer with the request itself */
+	bool msg_fixed;  /* msg was not UTF-8 and now says so */
+	uint8_t *copy;   /* the request, to echo back (NULL when empty) */
+	uint32_t copy_len;
+	uint32_t msg_len;
+	char msg[WISP_REQRESP_MAX_ERRMSG];
+} rr_echo;
+
 typedef struct cli {
 	wisp_node *n;
 	int json;
@@ -258,6 +318,12 @@ typedef struct cli {
 	const char *quit_why;
 	wisp_topic_opts topic_opts;
 	uint64_t rng;
+	/* request/response */
+	uint8_t rr_mode[WISP_REQRESP_MAX_PROTOCOLS]; /* by protocol index */
+	rr_out out[RR_MAX_OUT];
+	rr_echo echo[RR_MAX_ECHO];
+	uint32_t n_echo;    /* echo entries in use */
+	uint32_t n_blocked; /* of which wait for room */
 } cli;
 
 static void remember_id(cli *c, uint64_t cookie, const jl_object *o)
@@ -321,6 +387,381 @@ static void print_list(const char *const *v, uint32_t n)
 		jl_put_string(stdout, v[i]);
 	}
 	putchar(']');
+}
+
+/* ---- request/response ---------------------------------------------------- */
+
+/* The first n bytes of echo payload seq: the xorshift32 sequence of the
+ * echo command's stream seq (tests/interop/README.md, "Echo payload"). */
+static void echo_payload(uint32_t seq, uint8_t *out, size_t n)
+{
+	uint32_t x = (seq + 1) * 0x9E3779B9u;
+	for (size_t i = 0; i < n;) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		for (int k = 0; k < 4 && i < n; k++)
+			out[i++] = (uint8_t)(x >> (8 * k));
+	}
+}
+
+static void peer_text(const wisp_peer_id *id, char out[WISP_PEER_ID_TEXT_MAX])
+{
+	if (wisp_peer_id_to_base58(id, out, WISP_PEER_ID_TEXT_MAX) < 0)
+		out[0] = 0;
+}
+
+/* p[0..n) as a JSON string; the caller knows it is UTF-8. */
+static void put_bytes(const uint8_t *p, size_t n)
+{
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			printf("\\%c", p[i]);
+		else if (p[i] < 0x20 || p[i] == 0x7f)
+			printf("\\u%04x", p[i]);
+		else
+			putchar(p[i]);
+	}
+	putchar('"');
+}
+
+/* `,"len":n,"sha256":"..."` and the content itself when it is short
+ * enough to read: "data" for printable ASCII of at most 256 bytes (or any
+ * UTF-8, when utf8 says the library checked it: error messages), else
+ * "hex" up to 64 bytes. */
+static void put_content(const uint8_t *p, uint32_t len, bool utf8)
+{
+	uint8_t sha[32];
+	unsigned shalen = 0;
+	EVP_Digest(p ? p : (const uint8_t *)"", len, sha, &shalen, EVP_sha256(), NULL);
+	printf(",\"len\":%u,\"sha256\":\"", len);
+	for (int i = 0; i < 32; i++)
+		printf("%02x", sha[i]);
+	putchar('"');
+	bool text = utf8 || len <= 256;
+	for (uint32_t i = 0; !utf8 && text && i < len; i++)
+		if (p[i] < 0x20 || p[i] >= 0x7f)
+			text = false;
+	if (text) {
+		printf(",\"data\":");
+		put_bytes(p, len);
+	} else if (len <= 64) {
+		printf(",\"hex\":\"");
+		for (uint32_t i = 0; i < len; i++)
+			printf("%02x", p[i]);
+		putchar('"');
+	}
+}
+
+static rr_out *out_find(cli *c, uint64_t cookie)
+{
+	for (uint32_t i = 0; cookie && i < RR_MAX_OUT; i++)
+		if (c->out[i].cookie == cookie)
+			return &c->out[i];
+	return NULL;
+}
+
+static const char *end_status(int status)
+{
+	switch (status) {
+	case WISP_OK: return "ok";
+	case WISP_ERR_NOTFOUND: return "not_connected";
+	case WISP_ERR_LIMIT: return "limit";
+	case WISP_ERR_REFUSED: return "refused";
+	case WISP_ERR_TIMEOUT: return "timeout";
+	case WISP_ERR_CANCELED: return "canceled";
+	case WISP_ERR_RESET: return "reset";
+	default: return wisp_err_is_peer(status) ? "peer_error" : "error";
+	}
+}
+
+static void on_response(cli *c, const wisp_event *ev)
+{
+	const wisp_response_info *r = ev->u.response;
+	rr_out *o = out_find(c, ev->cookie);
+	if (!r) {
+		/* the library sends none without its payload; be safe anyway */
+		json_error(c, "request", NULL, ev->status, "response event without its payload", ev->cookie);
+		if (o && ev->type == WISP_EVENT_RESPONSE_END)
+			o->cookie = 0;
+		return;
+	}
+	char peer[WISP_PEER_ID_TEXT_MAX];
+	peer_text(&r->peer, peer);
+	bool end = ev->type == WISP_EVENT_RESPONSE_END;
+	if (!c->json) {
+		if (end)
+			printf("response %llu from %s on %s ended: %s, %u chunks, %llu bytes, %.3f ms\n",
+			       (unsigned long long)r->id, peer, r->protocol, ev->status ? wisp_strerror(ev->status) : "ok",
+			       r->index, (unsigned long long)r->bytes, r->elapsed_ns / 1e6);
+		else
+			printf("response %llu from %s chunk %u: result %d, %u bytes\n", (unsigned long long)r->id, peer,
+			       r->index, (int)r->result, r->len);
+	} else {
+		printf("{\"event\":\"%s\",\"request_id\":%llu,\"protocol\":", end ? "response_end" : "response",
+		       (unsigned long long)r->id);
+		jl_put_string(stdout, r->protocol);
+		printf(",\"peer_id\":\"%s\"", peer);
+		if (end) {
+			printf(",\"status\":\"%s\",\"code\":\"%s\"", end_status(ev->status), wisp_errname(ev->status));
+			if (ev->status) {
+				printf(",\"message\":");
+				jl_put_string(stdout, wisp_strerror(ev->status));
+			}
+			printf(",\"chunks\":%u,\"bytes\":%llu,\"result\":%d", r->index, (unsigned long long)r->bytes,
+			       (int)r->result);
+		} else {
+			printf(",\"index\":%u,\"result\":%d", r->index, (int)r->result);
+			put_content(r->data, r->len, r->result != WISP_RR_SUCCESS);
+		}
+		printf(",\"elapsed_ms\":%.3f", r->elapsed_ns / 1e6);
+		if (o && o->tag[0])
+			printf(",\"id\":%s", o->tag);
+		printf("}\n");
+	}
+	if (end && o)
+		o->cookie = 0;
+}
+
+static void echo_done(cli *c, rr_echo *e)
+{
+	if (e->blocked)
+		c->n_blocked--;
+	free(e->copy);
+	memset(e, 0, sizeof(*e));
+	c->n_echo--;
+}
+
+/* Send what the echo responder owes for e until it is all queued or
+ * wisp_respond() says AGAIN (then RESPOND_READY, or the next loop turn,
+ * tries again: AGAIN also means a full mailbox or pool, which no event
+ * announces). */
+static void echo_pump(cli *c, rr_echo *e)
+{
+	static uint8_t buf[WISP_REQRESP_MAX_CHUNK];
+	static uint32_t buf_seq = UINT32_MAX, buf_size; /* what buf holds */
+	for (;;) {
+		int err;
+		bool done = false;
+		if (e->echo_back) {
+			err = wisp_respond(c->n, e->ref, WISP_RR_SUCCESS, e->copy, e->copy_len, 1);
+			done = true;
+		} else if (e->next < e->chunks) {
+			if (buf_seq != e->next || buf_size < e->size) {
+				echo_payload(e->next, buf, e->size);
+				buf_seq = e->next;
+				buf_size = e->size;
+			}
+			bool last = e->next + 1 == e->chunks && !e->error;
+			err = wisp_respond(c->n, e->ref, WISP_RR_SUCCESS, buf, e->size, last);
+			if (!err && !last) {
+				e->next++;
+				continue;
+			}
+			done = true;
+		} else if (e->error) {
+			err = wisp_respond(c->n, e->ref, (wisp_rr_result)e->error, e->msg, e->msg_len, 1);
+			done = true;
+		} else {
+			err = wisp_respond_end(c->n, e->ref);
+			done = true;
+		}
+		if (err == WISP_ERR_INVALID_ARG && e->error && e->next >= e->chunks && !e->echo_back && !e->msg_fixed) {
+			/* the message was not UTF-8: say so instead */
+			e->msg_fixed = true;
+			e->error = WISP_RR_INVALID_REQUEST;
+			e->msg_len = (uint32_t)snprintf(e->msg, sizeof(e->msg), "echo responder: msg is not UTF-8");
+			continue;
+		}
+		if (err == WISP_ERR_AGAIN) {
+			if (!e->blocked)
+				c->n_blocked++;
+			e->blocked = true;
+			return;
+		}
+		if (err) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "echo responder: respond to ref %llu: %s", (unsigned long long)e->ref,
+				 wisp_strerror(err));
+			json_error(c, "respond", NULL, err, msg, 0);
+		}
+		if (done) {
+			echo_done(c, e);
+			return;
+		}
+	}
+}
+
+/* Reads the echo responder's request text into e; 0, or -1 with why. */
+static int echo_parse(const uint8_t *d, uint32_t len, rr_echo *e, char *why, size_t cap)
+{
+	char text[1024];
+	if (len >= sizeof(text)) {
+		snprintf(why, cap, "echo request over %zu bytes", sizeof(text) - 1);
+		return -1;
+	}
+	memcpy(text, d, len);
+	text[len] = 0;
+	if (strlen(text) != len) {
+		snprintf(why, cap, "echo request with a NUL byte");
+		return -1;
+	}
+	bool have_chunks = false, have_size = false;
+	char *p = text;
+	while (*p) {
+		if (*p == ' ') {
+			p++;
+			continue;
+		}
+		if (!strncmp(p, "msg=", 4)) {
+			size_t n = strlen(p + 4);
+			if (n > sizeof(e->msg)) {
+				snprintf(why, cap, "msg over %zu bytes", sizeof(e->msg));
+				return -1;
+			}
+			memcpy(e->msg, p + 4, n);
+			e->msg_len = (uint32_t)n;
+			if (!e->error) {
+				snprintf(why, cap, "msg= without error=");
+				return -1;
+			}
+			break;
+		}
+		char *eq = strchr(p, '='), *sp = strchr(p, ' ');
+		if (!sp)
+			sp = p + strlen(p);
+		if (!eq || eq > sp) {
+			snprintf(why, cap, "expected key=value at \"%.40s\"", p);
+			return -1;
+		}
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(eq + 1, &end, 10);
+		if (end != sp || eq + 1 == sp || errno || !isdigit((unsigned char)eq[1])) {
+			snprintf(why, cap, "not a number in \"%.*s\"", (int)(sp - p) > 40 ? 40 : (int)(sp - p), p);
+			return -1;
+		}
+		size_t klen = (size_t)(eq - p);
+		if (klen == 6 && !strncmp(p, "chunks", 6) && v <= 65536) {
+			e->chunks = (uint32_t)v;
+			have_chunks = true;
+		} else if (klen == 4 && !strncmp(p, "size", 4) && v <= WISP_REQRESP_MAX_CHUNK) {
+			e->size = (uint32_t)v;
+			have_size = true;
+		} else if (klen == 5 && !strncmp(p, "error", 5) && v >= 1 && v <= 3) {
+			e->error = (int)v;
+		} else {
+			snprintf(why, cap, "unknown key or value out of range: \"%.*s\" (chunks <= 65536, "
+					   "size <= %u, error 1..3)",
+				 (int)(sp - p) > 40 ? 40 : (int)(sp - p), p, WISP_REQRESP_MAX_CHUNK);
+			return -1;
+		}
+		p = sp;
+	}
+	if (have_size && !have_chunks) {
+		snprintf(why, cap, "size= without chunks=");
+		return -1;
+	}
+	return 0;
+}
+
+/* A peer's request on an echo protocol: start answering it. */
+static void echo_start(cli *c, const wisp_request_info *r)
+{
+	rr_echo *e = NULL;
+	for (uint32_t i = 0; i < RR_MAX_ECHO && !e; i++)
+		if (!c->echo[i].ref)
+			e = &c->echo[i];
+	if (!e) {
+		static const char busy[] = "echo responder: too many responses at once";
+		int err = wisp_respond(c->n, r->ref, WISP_RR_UNAVAILABLE, busy, sizeof(busy) - 1, 1);
+		if (err)
+			json_error(c, "respond", NULL, err, "echo responder: cannot refuse a request", 0);
+		return;
+	}
+	memset(e, 0, sizeof(*e));
+	e->ref = r->ref;
+	c->n_echo++;
+	bool command = (r->len >= 7 && !memcmp(r->data, "chunks=", 7)) ||
+		       (r->len >= 6 && !memcmp(r->data, "error=", 6));
+	char why[200];
+	if (!command) {
+		/* anything else comes back as it came */
+		if (r->len && !(e->copy = malloc(r->len))) {
+			e->error = WISP_RR_SERVER_ERROR;
+			e->msg_len = (uint32_t)snprintf(e->msg, sizeof(e->msg), "echo responder: out of memory");
+		} else {
+			if (r->len)
+				memcpy(e->copy, r->data, r->len);
+			e->copy_len = r->len;
+			e->echo_back = true;
+		}
+	} else if (echo_parse(r->data, r->len, e, why, sizeof(why)) != 0) {
+		memset(e->msg, 0, sizeof(e->msg));
+		e->chunks = 0;
+		e->error = WISP_RR_INVALID_REQUEST;
+		e->msg_len = (uint32_t)snprintf(e->msg, sizeof(e->msg), "%s", why);
+	}
+	echo_pump(c, e);
+}
+
+/* Retry the echo responses that wisp_respond() turned away. */
+static void echo_retry(cli *c, uint64_t ref)
+{
+	for (uint32_t i = 0; c->n_blocked && i < RR_MAX_ECHO; i++) {
+		rr_echo *e = &c->echo[i];
+		if (e->ref && e->blocked && (!ref || e->ref == ref)) {
+			e->blocked = false;
+			c->n_blocked--;
+			echo_pump(c, e);
+		}
+	}
+}
+
+static rr_echo *echo_find(cli *c, uint64_t ref)
+{
+	for (uint32_t i = 0; c->n_echo && i < RR_MAX_ECHO; i++)
+		if (c->echo[i].ref == ref)
+			return &c->echo[i];
+	return NULL;
+}
+
+static void on_request(cli *c, const wisp_event *ev)
+{
+	const wisp_request_info *r = ev->u.request;
+	if (!r)
+		return;
+	uint32_t mode = r->protocol_index < WISP_REQRESP_MAX_PROTOCOLS ? c->rr_mode[r->protocol_index] : RR_APP;
+	char peer[WISP_PEER_ID_TEXT_MAX];
+	peer_text(&r->peer, peer);
+	if (c->json) {
+		/* the ref as a string: it is 64 bits, past JSON readers' exact integers */
+		printf("{\"event\":\"request\",\"ref\":\"%llu\",\"protocol\":", (unsigned long long)r->ref);
+		jl_put_string(stdout, r->protocol);
+		printf(",\"peer_id\":\"%s\"", peer);
+		put_content(r->data, r->len, false);
+		printf(",\"respond\":\"%s\"}\n", rr_mode_name[mode]);
+	} else {
+		printf("request %llu from %s on %s: %u bytes%s\n", (unsigned long long)r->ref, peer, r->protocol, r->len,
+		       mode == RR_ECHO ? " (echo responder)" : "");
+	}
+	if (mode == RR_ECHO)
+		echo_start(c, r);
+}
+
+static void on_respond_ready(cli *c, const wisp_event *ev)
+{
+	uint64_t ref = ev->u.request ? ev->u.request->ref : 0;
+	rr_echo *e = echo_find(c, ref);
+	if (e) {
+		echo_retry(c, ref);
+		return;
+	}
+	if (c->json)
+		printf("{\"event\":\"respond_ready\",\"ref\":\"%llu\"}\n", (unsigned long long)ref);
+	else
+		printf("request %llu has room for more chunks\n", (unsigned long long)ref);
 }
 
 static void on_event(cli *c, const wisp_event *ev)
@@ -593,6 +1034,16 @@ static void on_event(cli *c, const wisp_event *ev)
 			printf("closing the connections to %s\n", ev->u.peer ? ev->u.peer->peer_text : "?");
 		}
 		break;
+	case WISP_EVENT_REQUEST:
+		on_request(c, ev);
+		break;
+	case WISP_EVENT_RESPONSE:
+	case WISP_EVENT_RESPONSE_END:
+		on_response(c, ev);
+		break;
+	case WISP_EVENT_RESPOND_READY:
+		on_respond_ready(c, ev);
+		break;
 	default:
 		break;
 	}
@@ -615,7 +1066,12 @@ static void print_stats(cli *c, uint64_t cookie)
 		       "\"msg_bad_signature\":%llu,\"msg_policy\":%llu,\"published\":%llu,"
 		       "\"idontwant_in\":%llu,\"idontwant_out\":%llu,\"frames_dropped\":%llu,"
 		       "\"px_received\":%llu,\"px_ignored\":%llu,\"px_bad_record\":%llu,"
-		       "\"px_unsupported_key\":%llu,\"px_dialed\":%llu,\"px_records_sent\":%llu}",
+		       "\"px_unsupported_key\":%llu,\"px_dialed\":%llu,\"px_records_sent\":%llu}"
+		       ",\"reqresp\":{\"requests_out\":%llu,\"responses_ok\":%llu,\"failed\":%llu,"
+		       "\"timeouts\":%llu,\"canceled\":%llu,\"refused\":%llu,\"out_limit\":%llu,\"resets\":%llu,"
+		       "\"bad_responses\":%llu,\"chunks_in\":%llu,\"bytes_in\":%llu,\"requests_in\":%llu,"
+		       "\"admitted\":%llu,\"busy\":%llu,\"rate_limited\":%llu,\"bad_requests\":%llu,"
+		       "\"respond_timeouts\":%llu,\"chunks_out\":%llu,\"bytes_out\":%llu,\"dropped\":%llu}",
 		       (unsigned long long)s.net.conns_in, (unsigned long long)s.net.conns_out,
 		       (unsigned long long)s.net.open, (unsigned long long)s.net.upgraded,
 		       (unsigned long long)s.net.handshake_failures, (unsigned long long)s.net.handshake_timeouts,
@@ -637,7 +1093,17 @@ static void print_stats(cli *c, uint64_t cookie)
 		       (unsigned long long)s.gossip.idontwant_out, (unsigned long long)s.gossip.frames_dropped,
 		       (unsigned long long)s.gossip.px_received, (unsigned long long)s.gossip.px_ignored,
 		       (unsigned long long)s.gossip.px_bad_record, (unsigned long long)s.gossip.px_unsupported_key,
-		       (unsigned long long)s.gossip.px_dialed, (unsigned long long)s.gossip.px_records_sent);
+		       (unsigned long long)s.gossip.px_dialed, (unsigned long long)s.gossip.px_records_sent,
+		       (unsigned long long)s.reqresp.requests_out, (unsigned long long)s.reqresp.responses_ok,
+		       (unsigned long long)s.reqresp.failed, (unsigned long long)s.reqresp.timeouts,
+		       (unsigned long long)s.reqresp.canceled, (unsigned long long)s.reqresp.refused,
+		       (unsigned long long)s.reqresp.out_limit, (unsigned long long)s.reqresp.resets,
+		       (unsigned long long)s.reqresp.bad_responses, (unsigned long long)s.reqresp.chunks_in,
+		       (unsigned long long)s.reqresp.bytes_in, (unsigned long long)s.reqresp.requests_in,
+		       (unsigned long long)s.reqresp.admitted, (unsigned long long)s.reqresp.busy,
+		       (unsigned long long)s.reqresp.rate_limited, (unsigned long long)s.reqresp.bad_requests,
+		       (unsigned long long)s.reqresp.respond_timeouts, (unsigned long long)s.reqresp.chunks_out,
+		       (unsigned long long)s.reqresp.bytes_out, (unsigned long long)s.reqresp.dropped);
 		put_id(c, cookie);
 		printf("}\n");
 	} else {
@@ -647,12 +1113,20 @@ static void print_stats(cli *c, uint64_t cookie)
 		       (unsigned long long)s.net.open, (unsigned long long)s.net.handshake_failures,
 		       (unsigned long long)s.net.handshake_timeouts, (unsigned long long)s.net.peer_errors,
 		       (unsigned long long)s.net.slow_closes);
+		printf("stats: requests %llu out (%llu ok, %llu failed), %llu in (%llu answered by us, %llu busy, "
+		       "%llu rate limited, %llu invalid)\n",
+		       (unsigned long long)s.reqresp.requests_out, (unsigned long long)s.reqresp.responses_ok,
+		       (unsigned long long)s.reqresp.failed, (unsigned long long)s.reqresp.requests_in,
+		       (unsigned long long)s.reqresp.admitted, (unsigned long long)s.reqresp.busy,
+		       (unsigned long long)s.reqresp.rate_limited, (unsigned long long)s.reqresp.bad_requests);
 	}
 }
 
 static int peer_arg(cli *c, const jl_object *o, wisp_peer_id *id, uint64_t cookie)
 {
 	const char *text = jl_str(o, "peer_id");
+	if (!text)
+		text = jl_str(o, "peer"); /* request's documented spelling; any command takes it */
 	if (!text) {
 		json_error(c, "command", NULL, 0, "missing \"peer_id\"", cookie);
 		return -1;
@@ -664,6 +1138,85 @@ static int peer_arg(cli *c, const jl_object *o, wisp_peer_id *id, uint64_t cooki
 	}
 	return 0;
 }
+
+/* The content of a publish, request or respond command, into buf: "data"
+ * (text), "hex", or "size" bytes (random for publish; else echo payload
+ * "seq", default 0). None of them: *len = 0, or an error when need is set.
+ * Returns 0, or -1 after printing the error. */
+static int payload_arg(cli *c, const jl_object *o, const char *cmd, bool random, bool need, uint8_t *buf,
+		       size_t cap, size_t *len, uint64_t cookie)
+{
+	const char *text = jl_str(o, "data"), *hexs = jl_str(o, "hex");
+	long long size = jl_uint(o, "size", -2), seq = jl_uint(o, "seq", 0);
+	char msg[160];
+	*len = 0;
+	if ((text != NULL) + (hexs != NULL) + (size != -2) > 1 || (!text && !hexs && size == -2 && need)) {
+		snprintf(msg, sizeof(msg), "%s needs one of \"data\", \"hex\", \"size\"", cmd);
+		json_error(c, "command", NULL, 0, msg, cookie);
+		return -1;
+	}
+	if (text) {
+		*len = strlen(text);
+		memcpy(buf, text, *len); /* JL_MAX_TEXT < cap */
+	} else if (hexs) {
+		size_t hl = strlen(hexs);
+		for (size_t i = 0; i < hl; i += 2) {
+			unsigned v;
+			if (hl % 2 || hl / 2 > cap || !isxdigit((unsigned char)hexs[i]) ||
+			    !isxdigit((unsigned char)hexs[i + 1]) || sscanf(hexs + i, "%2x", &v) != 1) {
+				json_error(c, "command", NULL, 0, "\"hex\" must be an even number of hex digits", cookie);
+				return -1;
+			}
+			buf[(*len)++] = (uint8_t)v;
+		}
+	} else if (size != -2) {
+		if (size < 0 || (unsigned long long)size > cap || seq < 0 || seq > UINT32_MAX) {
+			snprintf(msg, sizeof(msg), "\"size\" is at most %zu, \"seq\" a 32-bit count", cap);
+			json_error(c, "command", NULL, 0, msg, cookie);
+			return -1;
+		}
+		if (random) {
+			for (long long i = 0; i < size; i++) {
+				c->rng ^= c->rng << 13;
+				c->rng ^= c->rng >> 7;
+				c->rng ^= c->rng << 17;
+				buf[i] = (uint8_t)c->rng;
+			}
+		} else {
+			echo_payload((uint32_t)seq, buf, (size_t)size);
+		}
+		*len = (size_t)size;
+	}
+	return 0;
+}
+
+/* A request event's "ref": a decimal string (as printed) or number. */
+static int ref_arg(cli *c, const jl_object *o, uint64_t *ref, uint64_t cookie)
+{
+	const jl_field *f = jl_get(o, "ref");
+	char *end = NULL;
+	errno = 0;
+	*ref = f && isdigit((unsigned char)f->text[0]) ? strtoull(f->text, &end, 10) : 0;
+	if (!f || !end || *end || errno || !*ref) {
+		json_error(c, "command", NULL, 0, "\"ref\" must be a request event's ref", cookie);
+		return -1;
+	}
+	return 0;
+}
+
+/* A true/false field; def when absent; -1 when malformed. */
+static int bool_arg(const jl_object *o, const char *key, int def)
+{
+	const jl_field *f = jl_get(o, key);
+	if (!f)
+		return def;
+	if (f->is_string)
+		return -1;
+	return !strcmp(f->text, "true") ? 1 : !strcmp(f->text, "false") ? 0 : -1;
+}
+
+/* The content of the command being run (publish, request, respond). */
+static uint8_t payload[WISP_REQRESP_MAX_CHUNK];
 
 static void command(cli *c, const char *line)
 {
@@ -726,46 +1279,97 @@ static void command(cli *c, const char *line)
 			to.compress = !strcmp(comp, "zstd") ? WISP_COMPRESS_ZSTD : WISP_COMPRESS_NONE;
 		err = cmd[0] == 's' ? wisp_subscribe(c->n, topic, &to, cookie) : wisp_unsubscribe(c->n, topic, cookie);
 	} else if (!strcmp(cmd, "publish")) {
-		const char *topic = jl_str(&o, "topic"), *text = jl_str(&o, "data"), *hexs = jl_str(&o, "hex");
-		long long size = jl_uint(&o, "size", -2);
-		if (!topic || (!text && !hexs && size < 0)) {
+		const char *topic = jl_str(&o, "topic");
+		if (!topic) {
 			json_error(c, "command", NULL, 0, "publish needs \"topic\" and one of \"data\", \"hex\", \"size\"", cookie);
 			return;
 		}
-		static uint8_t buf[1 << 20];
-		size_t len = 0;
-		if (text) {
-			len = strlen(text);
-			memcpy(buf, text, len);
-		} else if (hexs) {
-			size_t hl = strlen(hexs);
-			if (hl % 2 || hl / 2 > sizeof(buf)) {
-				json_error(c, "command", NULL, 0, "\"hex\" must be an even number of hex digits", cookie);
-				return;
-			}
-			for (size_t i = 0; i < hl; i += 2) {
-				unsigned v;
-				if (!isxdigit((unsigned char)hexs[i]) || !isxdigit((unsigned char)hexs[i + 1]) ||
-				    sscanf(hexs + i, "%2x", &v) != 1) {
-					json_error(c, "command", NULL, 0, "\"hex\" must be an even number of hex digits", cookie);
-					return;
-				}
-				buf[len++] = (uint8_t)v;
-			}
-		} else {
-			if ((unsigned long long)size > sizeof(buf)) {
-				json_error(c, "command", NULL, 0, "\"size\" is at most 1048576", cookie);
-				return;
-			}
-			for (long long i = 0; i < size; i++) {
-				c->rng ^= c->rng << 13;
-				c->rng ^= c->rng >> 7;
-				c->rng ^= c->rng << 17;
-				buf[i] = (uint8_t)c->rng;
-			}
-			len = (size_t)size;
-		}
+		uint8_t *buf = payload;
+		size_t len;
+		if (payload_arg(c, &o, "publish", true, true, buf, sizeof(payload), &len, cookie))
+			return;
 		err = wisp_publish(c->n, topic, buf, len, cookie);
+	} else if (!strcmp(cmd, "request")) {
+		const char *proto = jl_str(&o, "protocol");
+		long long timeout = jl_uint(&o, "timeout_ms", 0);
+		if (!proto || timeout < 0 || timeout > UINT32_MAX) {
+			json_error(c, "command", NULL, 0, "request needs \"protocol\" (and \"timeout_ms\" is a 32-bit count)",
+				   cookie);
+			return;
+		}
+		if (peer_arg(c, &o, &peer, cookie))
+			return;
+		const char *tag = c->ids[cookie % ID_SLOTS].id;
+		size_t tag_len = strlen(tag);
+		if (tag_len >= RR_TAG_MAX) {
+			json_error(c, "command", NULL, 0, "a request's \"id\" is at most 255 characters", cookie);
+			return;
+		}
+		rr_out *slot = out_find(c, 0);
+		for (uint32_t i = 0; !slot && i < RR_MAX_OUT; i++)
+			if (!c->out[i].cookie)
+				slot = &c->out[i];
+		if (!slot) {
+			json_error(c, "request", NULL, WISP_ERR_LIMIT, "request: 2048 requests in flight already", cookie);
+			return;
+		}
+		uint8_t *buf = payload;
+		size_t len;
+		if (payload_arg(c, &o, "request", false, false, buf, sizeof(payload), &len, cookie))
+			return;
+		uint64_t id = 0;
+		kind = "request";
+		err = wisp_request(c->n, &peer, proto, buf, len, (uint32_t)timeout, cookie, &id);
+		if (!err) {
+			slot->cookie = cookie;
+			slot->id = id;
+			memcpy(slot->tag, tag, tag_len + 1);
+		}
+	} else if (!strcmp(cmd, "cancel")) {
+		long long rid = jl_uint(&o, "request_id", -2);
+		const char *tag = c->ids[cookie % ID_SLOTS].id;
+		rr_out *target = NULL;
+		for (uint32_t i = 0; !target && i < RR_MAX_OUT; i++)
+			if (c->out[i].cookie && (rid >= 0 ? c->out[i].id == (uint64_t)rid
+							 : rid == -2 && tag[0] && !strcmp(c->out[i].tag, tag)))
+				target = &c->out[i];
+		if (!target) {
+			json_error(c, "command", NULL, 0, "cancel: no request in flight with that \"id\" or \"request_id\"",
+				   cookie);
+			return;
+		}
+		kind = "request";
+		err = wisp_request_cancel(c->n, target->id);
+	} else if (!strcmp(cmd, "respond") || !strcmp(cmd, "respond_end")) {
+		uint64_t ref;
+		if (ref_arg(c, &o, &ref, cookie))
+			return;
+		bool end_only = cmd[7] == '_';
+		long long result = jl_uint(&o, "result", 0);
+		int last = bool_arg(&o, "last", 0);
+		if (result < 0 || result > 3 || last < 0) {
+			json_error(c, "command", NULL, 0, "\"result\" is 0..3 and \"last\" true or false", cookie);
+			return;
+		}
+		uint8_t *buf = payload;
+		size_t len = 0;
+		if (!end_only && payload_arg(c, &o, "respond", false, false, buf, sizeof(payload), &len, cookie))
+			return;
+		kind = "respond";
+		err = end_only ? wisp_respond_end(c->n, ref)
+			       : wisp_respond(c->n, ref, (wisp_rr_result)result, buf, len, last);
+		if (!err && !c->json)
+			printf("responded to %llu%s\n", (unsigned long long)ref, end_only ? " (end)" : "");
+		if (!err && c->json) {
+			printf("{\"event\":\"responded\",\"ref\":\"%llu\"", (unsigned long long)ref);
+			if (end_only)
+				printf(",\"end\":true");
+			else
+				printf(",\"result\":%lld,\"len\":%zu,\"last\":%s", result, len,
+				       last || result ? "true" : "false");
+			put_id(c, cookie);
+			printf("}\n");
+		}
 	} else if (!strcmp(cmd, "echo") || !strcmp(cmd, "rtt") || !strcmp(cmd, "perf")) {
 		if (peer_arg(c, &o, &peer, cookie))
 			return;
@@ -825,7 +1429,8 @@ static void command(cli *c, const char *line)
 	}
 	if (err) {
 		char msg[200];
-		snprintf(msg, sizeof(msg), "%.20s: %s", cmd, wisp_strerror(err));
+		snprintf(msg, sizeof(msg), "%.20s: %s%s", cmd, wisp_strerror(err),
+			 err == WISP_ERR_AGAIN && !strcmp(kind, "respond") ? " (retry; after respond_ready when the window was full)" : "");
 		json_error(c, err == WISP_ERR_INVALID_ARG || err == WISP_ERR_MALFORMED || err == WISP_ERR_UNKNOWN_CODE
 				      ? "command"
 				      : kind,
@@ -841,9 +1446,16 @@ typedef struct gossip_args {
 	uint32_t n_explicit;
 } gossip_args;
 
+typedef struct rr_args {
+	char protos[WISP_REQRESP_MAX_PROTOCOLS][WISP_REQRESP_PROTOCOL_MAX + 1];
+	int mode[WISP_REQRESP_MAX_PROTOCOLS]; /* -1: --respond's */
+	uint32_t n;
+	int respond; /* --respond */
+} rr_args;
+
 static int run_node(const char *key_path, const char **listen, uint32_t n_listen, const char **dials,
 		    uint32_t n_dials, double duration, int json, long workers, uint32_t services,
-		    const gossip_args *ga)
+		    const gossip_args *ga, const rr_args *ra)
 {
 	static cli c;
 	memset(&c, 0, sizeof(c));
@@ -877,6 +1489,19 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 		fprintf(stderr, "wisp-node: cannot create the node: %s: %s\n", wisp_errname(err),
 			wisp_node_new_errmsg());
 		return EXIT_START;
+	}
+	for (uint32_t i = 0; i < ra->n; i++) {
+		wisp_reqresp_opts ro;
+		wisp_reqresp_opts_default(&ro);
+		int mode = ra->mode[i] >= 0 ? ra->mode[i] : ra->respond;
+		ro.serve = mode != RR_NONE;
+		int idx = wisp_reqresp_register(c.n, ra->protos[i], &ro);
+		if (idx < 0) {
+			fprintf(stderr, "wisp-node: --reqresp %s: %s\n", ra->protos[i], wisp_strerror(idx));
+			wisp_node_free(c.n);
+			return EXIT_USAGE;
+		}
+		c.rr_mode[idx] = (uint8_t)mode;
 	}
 	if ((err = wisp_node_start(c.n)) != WISP_OK) {
 		fprintf(stderr, "wisp-node: cannot start: %s: %s\n", wisp_errname(err), wisp_node_errmsg(c.n));
@@ -931,14 +1556,19 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 			on_event(&c, &ev);
 			wisp_event_release(c.n, &ev);
 		}
-		int timeout = -1;
+		/* echo responses turned away by a full mailbox or pool hear no
+		 * RESPOND_READY: retry them every few ms */
+		echo_retry(&c, 0);
+		int timeout = c.n_blocked ? 5 : -1;
 		if (end) {
 			uint64_t now = now_ns();
 			if (now >= end) {
 				c.quit_why = "duration";
 				break;
 			}
-			timeout = (int)((end - now) / 1000000u) + 1;
+			int left = (int)((end - now) / 1000000u) + 1;
+			if (timeout < 0 || left < timeout)
+				timeout = left;
 		}
 		struct pollfd p[3] = { { .fd = wisp_node_event_fd(c.n), .events = POLLIN },
 				       { .fd = sfd, .events = POLLIN },
@@ -982,6 +1612,8 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 		on_event(&c, &ev);
 		wisp_event_release(c.n, &ev);
 	}
+	for (uint32_t i = 0; i < RR_MAX_ECHO; i++)
+		free(c.echo[i].copy); /* echo responses cut short by the stop */
 	if (json)
 		printf("{\"event\":\"quit\",\"why\":\"%s\"}\n", c.quit_why ? c.quit_why : "error");
 	else
@@ -1002,11 +1634,14 @@ int main(int argc, char **argv)
 		{ "topic", required_argument, NULL, 'T' },     { "sign", required_argument, NULL, 'G' },
 		{ "msg-id", required_argument, NULL, 'M' },    { "help", no_argument, NULL, 'h' },
 		{ "compress", required_argument, NULL, 'Z' },  { "priority", required_argument, NULL, 'P' },
-		{ "explicit", required_argument, NULL, 'X' },
+		{ "explicit", required_argument, NULL, 'X' },  { "reqresp", required_argument, NULL, 'R' },
+		{ "respond", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	gossip_args ga;
 	memset(&ga, 0, sizeof(ga));
+	static rr_args ra;
+	ra.respond = RR_APP;
 	wisp_topic_opts_default(&ga.opts);
 	int msgid_set = 0;
 	int self = 0, json = 0, c, duration_set = 0;
@@ -1056,6 +1691,41 @@ int main(int argc, char **argv)
 			}
 			ga.explicit_peers[ga.n_explicit++] = optarg;
 			break;
+		case 'R': {
+			if (ra.n == WISP_REQRESP_MAX_PROTOCOLS) {
+				fprintf(stderr, "wisp-node: at most %d --reqresp\n", WISP_REQRESP_MAX_PROTOCOLS);
+				return EXIT_USAGE;
+			}
+			/* PROTOCOL or PROTOCOL=MODE */
+			const char *eq = strrchr(optarg, '=');
+			int mode = -1;
+			for (int m = 0; eq && m < 3; m++)
+				if (!strcmp(eq + 1, rr_mode_name[m]))
+					mode = m;
+			size_t len = mode >= 0 ? (size_t)(eq - optarg) : strlen(optarg);
+			if (len == 0 || len > WISP_REQRESP_PROTOCOL_MAX || optarg[0] != '/') {
+				fprintf(stderr, "wisp-node: --reqresp takes a protocol id (/..., at most %d bytes), "
+						"optionally with =echo, =app or =none, not '%s'\n",
+					WISP_REQRESP_PROTOCOL_MAX, optarg);
+				return EXIT_USAGE;
+			}
+			memcpy(ra.protos[ra.n], optarg, len);
+			ra.protos[ra.n][len] = 0;
+			ra.mode[ra.n++] = mode;
+			break;
+		}
+		case 'A': {
+			int mode = -1;
+			for (int m = 0; m < 3; m++)
+				if (!strcmp(optarg, rr_mode_name[m]))
+					mode = m;
+			if (mode < 0) {
+				fprintf(stderr, "wisp-node: --respond takes app, echo or none, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			ra.respond = mode;
+			break;
+		}
 		case 'T':
 			if (ga.n_topics == 16) {
 				fprintf(stderr, "wisp-node: at most 16 --topic\n");
@@ -1129,7 +1799,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (self) {
-		if (key || n_listen || n_dials || services || ga.n_topics || ga.n_explicit) {
+		if (key || n_listen || n_dials || services || ga.n_topics || ga.n_explicit || ra.n) {
 			fprintf(stderr, "wisp-node: --self-check takes only --workers, --duration and --json\n");
 			return EXIT_USAGE;
 		}
@@ -1142,5 +1812,5 @@ int main(int argc, char **argv)
 		}
 		ga.opts.msgid = WISP_MSGID_CONTENT;
 	}
-	return run_node(key, listen, n_listen, dials, n_dials, duration, json, workers, services, &ga);
+	return run_node(key, listen, n_listen, dials, n_dials, duration, json, workers, services, &ga, &ra);
 }

@@ -80,3 +80,17 @@ if(WISP_NODE AND WISP_NPM AND TARGET wisp-node AND TARGET wisp-keygen)
     FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 300
     SKIP_RETURN_CODE 77 PROCESSORS 2)
 endif()
+
+# request/response between wisp-node and js-libp2p (wisp_js_reqresp.mjs): the
+# Atlas framing (uvarint length + one zstd frame per request and per chunk,
+# result bytes) written and read strictly in js, both ways: one, many, 1 MiB
+# and no chunks, results 1/2/3, echoes, refused/canceled/timed-out requests,
+# a request over wisp's max_request, wisp's app responder, wisp's counters.
+# About 2 s. Exit 77 (skipped) without node >= 20 or node_modules.
+if(WISP_NODE AND WISP_NPM AND TARGET wisp-node)
+  add_test(NAME interop_wisp_js_reqresp
+    COMMAND ${WISP_NODE} ${_interop_dir}/wisp_js_reqresp.mjs --quiet --wisp-node $<TARGET_FILE:wisp-node>)
+  set_tests_properties(interop_wisp_js_reqresp PROPERTIES
+    FIXTURES_REQUIRED interop_js LABELS interop TIMEOUT 120
+    SKIP_RETURN_CODE 77 PROCESSORS 2)
+endif()

@@ -153,7 +153,8 @@ static void test_bomb_undeclared(void **state)
 	size_t blen = make_bomb(64 * MiB, 0, 17, bomb, MiB);
 	assert_true(blen < 16384);
 	check_bomb(blen, bomb, 0);
-	/* the default (large) window is refused from the header alone */
+	/* the default (2 MiB) window: decoded in one pass into the 1 MiB
+	 * allowed, which runs out */
 	blen = make_bomb(64 * MiB, 0, 0, bomb, MiB);
 	check_bomb(blen, bomb, 0);
 	free(bomb);
@@ -323,6 +324,81 @@ static void test_declared_zero(void **state)
 	wisp_zstd_free(z);
 }
 
+/* Encoders that do not know the size ahead (zstd's streaming API, the zstd
+ * command on a pipe) write no content size and a window from their level
+ * (2 MiB at level 3, 8 MiB at level 19), whatever the content: such frames
+ * are valid and must decode; the window costs no memory, since the output
+ * buffer holds the whole history. */
+static size_t make_streamed(const void *in, size_t n, int window_log, uint8_t *out, size_t cap)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	assert_non_null(c);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, window_log);
+	/* input first, the end apart: zstd never learns the size (a single
+	 * ZSTD_e_end call would size the window to the input) */
+	ZSTD_inBuffer ib = { in, n, 0 };
+	ZSTD_outBuffer ob = { out, cap, 0 };
+	while (ib.pos < ib.size)
+		assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_continue)));
+	ZSTD_inBuffer empty = { NULL, 0, 0 };
+	size_t left;
+	do {
+		left = ZSTD_compressStream2(c, &ob, &empty, ZSTD_e_end);
+		assert_false(ZSTD_isError(left));
+	} while (left);
+	ZSTD_freeCCtx(c);
+	assert_true(ZSTD_getFrameContentSize(out, ob.pos) == ZSTD_CONTENTSIZE_UNKNOWN);
+	ZSTD_frameHeader fh;
+	assert_int_equal(ZSTD_getFrameHeader(&fh, out, ob.pos), 0);
+	if (n) /* (an empty frame gets the smallest window) */
+		assert_int_equal(fh.windowSize, (unsigned long long)1 << window_log);
+	return ob.pos;
+}
+
+static void test_large_window(void **state)
+{
+	(void)state;
+	static const char msg[] = "hello atlas";
+	size_t n = 200000;
+	uint8_t *in = malloc(n), *c = malloc(ZSTD_compressBound(n) + 64), *out = malloc(n);
+	fill(in, n, 11, 1);
+	static const struct {
+		size_t len;
+		int window_log;
+	} cases[] = { { sizeof(msg) - 1, 21 }, { 0, 19 }, { 200000, 23 }, { 1000, 27 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = cases[i].len;
+		const void *src = len == sizeof(msg) - 1 ? (const void *)msg : in;
+		size_t cl = make_streamed(src, len, cases[i].window_log, c, ZSTD_compressBound(n) + 64);
+		peakmem pm;
+		peakmem_init(&pm);
+		wisp_zstd *z = wisp_zstd_new(&pm.mem, 0);
+		assert_non_null(z);
+		assert_int_equal(wisp_zstd_decompress(z, c, cl, out, len), (ssize_t)len);
+		assert_memory_equal(out, src, len);
+		uint8_t *p = NULL;
+		size_t plen = 0;
+		assert_int_equal(wisp_zstd_decompress_alloc(z, c, cl, len, &p, &plen), 0);
+		assert_int_equal(plen, len);
+		assert_memory_equal(p, src, len);
+		wisp_free(&pm.mem, p);
+		if (len) {
+			assert_int_equal(wisp_zstd_decompress(z, c, cl, out, len - 1), WISP_ERR_TOO_LARGE);
+			assert_int_equal(wisp_zstd_decompress_alloc(z, c, cl, len - 1, &p, &plen), WISP_ERR_TOO_LARGE);
+		}
+		/* the context and at most the output, never the declared window */
+		printf("# window 2^%d, %zu bytes: peak %zu bytes\n", cases[i].window_log, len, pm.peak);
+		assert_true(pm.peak < 1 * MiB + len);
+		wisp_zstd_free(z);
+		assert_int_equal(pm.live, 0);
+	}
+	free(in);
+	free(c);
+	free(out);
+}
+
 /* Fail every allocation in turn: no leak, no crash, NOMEM or NULL only. */
 static void test_failing_allocator(void **state)
 {
@@ -380,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_bomb_undeclared),
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_undeclared_size),
+		cmocka_unit_test(test_large_window),
 		cmocka_unit_test(test_not_zstd),
 		cmocka_unit_test(test_declared_zero),
 		cmocka_unit_test(test_failing_allocator),

@@ -136,6 +136,22 @@ static void test_round_trip(void **state)
 	free(out);
 }
 
+/* A request whose frame came from a streaming encoder (no content size, a
+ * 2 MiB window, a checksum: `printf 'hello atlas' | zstd`) is read whole. */
+static void test_streamed_frame(void **state)
+{
+	fx *f = *state;
+	static const uint8_t wire[] = { 11, 0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x59, 0x00, 0x00, 'h', 'e', 'l',
+					'l', 'o', ' ', 'a', 't', 'l', 'a', 's', 0xf8, 0x06, 0xff, 0xf4 };
+	uint8_t results[2], out[16];
+	size_t outlen;
+	for (size_t step = 1; step <= sizeof(wire); step++) {
+		assert_int_equal(read_all(f, false, 64, wire, sizeof(wire), step, results, out, &outlen), 1);
+		assert_int_equal(outlen, 11);
+		assert_memory_equal(out, "hello atlas", 11);
+	}
+}
+
 /* What the reader refuses without decompressing. */
 static void test_refused_early(void **state)
 {
@@ -289,6 +305,7 @@ int main(void)
 	wt_rng_seed("rrframe");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streamed_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bomb, setup, teardown),
