@@ -57,7 +57,7 @@ struct wisp_reqresp {
 	in_slot *in;
 	slot_stack out_free, in_free;
 	uint32_t in_total[WISP_REQRESP_MAX_PROTOCOLS];
-	wisp_buf *reps;    /* the scoring actor's latest wisp_scoring_rep[n_reps] */
+	wisp_scoring_rep *reps; /* a copy of the scoring actor's latest (WISP_SCORING_APP_MAX) */
 	uint32_t n_reps;
 	uint64_t reps_gen;  /* counts REPS snapshots */
 	struct wisp_syncs *syncs;
@@ -84,7 +84,8 @@ int wisp_reqresp_new(wisp_reqresp **out, wisp_node *node)
 	const wisp_options *o = &node->opt;
 	r->out = wisp_calloc(node->mem, o->max_requests_out, sizeof(*r->out));
 	r->in = wisp_calloc(node->mem, o->max_requests_in, sizeof(*r->in));
-	if (!r->out || !r->in || wisp_syncs_new(&r->syncs, r) || stack_init(&r->out_free, node->mem, o->max_requests_out) ||
+	r->reps = wisp_calloc(node->mem, WISP_SCORING_APP_MAX, sizeof(*r->reps));
+	if (!r->out || !r->in || !r->reps || wisp_syncs_new(&r->syncs, r) || stack_init(&r->out_free, node->mem, o->max_requests_out) ||
 	    stack_init(&r->in_free, node->mem, o->max_requests_in) ||
 	    wisp_idtab_init(&r->peers, node->mem, sizeof(rr_peer), node->n_workers * o->max_conns)) {
 		wisp_reqresp_free(r);
@@ -99,7 +100,7 @@ void wisp_reqresp_free(wisp_reqresp *r)
 	if (!r)
 		return;
 	const wisp_mem *mem = r->node->mem;
-	wisp_buf_unref(r->reps);
+	wisp_free(mem, r->reps);
 	wisp_syncs_free(r->syncs);
 	wisp_idtab_fini(&r->peers, mem);
 	wisp_free(mem, r->out_free.v);
@@ -446,10 +447,9 @@ wisp_conn_ref wisp_rr_conn_of(wisp_reqresp *r, const wisp_peer_id *id)
 
 const wisp_scoring_rep *wisp_rr_rep_of(const wisp_reqresp *r, const wisp_peer_id *id)
 {
-	const wisp_scoring_rep *v = r->reps ? (const wisp_scoring_rep *)(const void *)r->reps->data : NULL;
 	for (uint32_t i = 0; i < r->n_reps; i++)
-		if (wisp_peer_id_equal(&v[i].id, id))
-			return &v[i];
+		if (wisp_peer_id_equal(&r->reps[i].id, id))
+			return &r->reps[i];
 	return NULL;
 }
 
@@ -458,8 +458,6 @@ static void rr_stop(wisp_actor *a, wisp_tstamp now)
 	(void)now;
 	wisp_reqresp *r = a->state;
 	wisp_syncs_stop(r->syncs);
-	wisp_buf_unref(r->reps);
-	r->reps = NULL;
 	r->n_reps = 0;
 }
 
@@ -487,11 +485,14 @@ static void rr_msg(wisp_actor *a, wisp_msg *m, wisp_tstamp now)
 			wisp_rr_report(r, (const wisp_peer_id *)(void *)m->buf->data, WISP_REP_BAD, 0);
 		break;
 	case WISP_RMSG_REPS:
-		wisp_buf_unref(r->reps);
-		r->reps = m->buf;
-		r->n_reps = m->buf ? (uint32_t)m->a : 0;
+		/* copied: a pool buffer held for the node's life would look like
+		 * one in use to whoever watches the pool */
+		r->n_reps = 0;
+		if (m->buf && m->a <= WISP_SCORING_APP_MAX && m->buf->len >= m->a * sizeof(wisp_scoring_rep)) {
+			memcpy(r->reps, m->buf->data, m->a * sizeof(wisp_scoring_rep));
+			r->n_reps = (uint32_t)m->a;
+		}
 		r->reps_gen++;
-		m->buf = NULL;
 		break;
 	case WISP_RMSG_REQUEST:
 		if (m->buf)
