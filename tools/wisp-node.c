@@ -22,8 +22,10 @@
 
 #include <openssl/evp.h>
 
+#include <wisp/atlas.h>
 #include <wisp/wisp.h>
 
+#include "tools/atlas-demo.h"
 #include "tools/json-line.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_START = 3 };
@@ -71,6 +73,12 @@ static void usage(FILE *f)
 		"                      request event, answered by respond / respond_end commands),\n"
 		"                      echo (a built-in test responder, below), none (not served:\n"
 		"                      peers hear \"na\"; we only ask)\n"
+		"  --atlas-demo SPEC   serve the four Atlas protocols (/atlas/req/tx|state|checkpoint|\n"
+		"                      pending/1/pb_zstd) from a generated demo state (tools/atlas-demo.h):\n"
+		"                      SPEC is 'default' or key=value pairs of txs (10000), height\n"
+		"                      (1000), chunks (64), chunk_size (1048576), senders (16),\n"
+		"                      pending (64 nonces each), rate (requests/s per peer and protocol;\n"
+		"                      0, the default here: no limit)\n"
 		"  --self-check        the runtime self-check instead (see above)\n"
 		"  --help              this text\n"
 		"\n"
@@ -274,8 +282,8 @@ static int self_check(long workers, double duration, int json)
 #define ID_SLOTS 4096
 
 /* How peers' requests on a protocol are answered. */
-enum rr_mode { RR_APP = 0, RR_ECHO = 1, RR_NONE = 2 };
-static const char *const rr_mode_name[] = { "app", "echo", "none" };
+enum rr_mode { RR_APP = 0, RR_ECHO = 1, RR_NONE = 2, RR_ATLAS = 3 };
+static const char *const rr_mode_name[] = { "app", "echo", "none", "atlas-demo" };
 
 #define RR_MAX_OUT 2048  /* our requests in flight that the tool keeps track of */
 #define RR_MAX_ECHO 1024 /* responses the echo responder is sending at once */
@@ -320,6 +328,7 @@ typedef struct cli {
 	uint64_t rng;
 	/* request/response */
 	uint8_t rr_mode[WISP_REQRESP_MAX_PROTOCOLS]; /* by protocol index */
+	atlas_demo *atlas;  /* --atlas-demo: the state the Atlas protocols serve */
 	rr_out out[RR_MAX_OUT];
 	rr_echo echo[RR_MAX_ECHO];
 	uint32_t n_echo;    /* echo entries in use */
@@ -748,11 +757,15 @@ static void on_request(cli *c, const wisp_event *ev)
 	}
 	if (mode == RR_ECHO)
 		echo_start(c, r);
+	else if (mode == RR_ATLAS)
+		atlas_demo_request(c->atlas, c->n, r);
 }
 
 static void on_respond_ready(cli *c, const wisp_event *ev)
 {
 	uint64_t ref = ev->u.request ? ev->u.request->ref : 0;
+	if (c->atlas && atlas_demo_pump(c->atlas, c->n) == 0)
+		return;
 	rr_echo *e = echo_find(c, ref);
 	if (e) {
 		echo_retry(c, ref);
@@ -1451,7 +1464,50 @@ typedef struct rr_args {
 	int mode[WISP_REQRESP_MAX_PROTOCOLS]; /* -1: --respond's */
 	uint32_t n;
 	int respond; /* --respond */
+	bool atlas;  /* --atlas-demo */
+	atlas_demo_cfg atlas_cfg;
+	uint32_t atlas_rate;
 } rr_args;
+
+/* --atlas-demo's "txs=N,height=H,chunks=C,chunk_size=S,senders=K,pending=P,
+ * rate=R" (any subset; "default" for none). False when it does not parse. */
+static bool parse_atlas_spec(const char *spec, rr_args *ra)
+{
+	atlas_demo_cfg_default(&ra->atlas_cfg);
+	ra->atlas_rate = 0;
+	if (!strcmp(spec, "default"))
+		return true;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '='), *end;
+		if (!eq)
+			return false;
+		*eq = 0;
+		errno = 0;
+		unsigned long long v = strtoull(eq + 1, &end, 10);
+		if (errno || *end || eq[1] == 0 || v > UINT32_MAX)
+			return false;
+		atlas_demo_cfg *c = &ra->atlas_cfg;
+		if (!strcmp(t, "txs"))
+			c->txs = (uint32_t)v;
+		else if (!strcmp(t, "height"))
+			c->height = v;
+		else if (!strcmp(t, "chunks"))
+			c->chunks = (uint32_t)v;
+		else if (!strcmp(t, "chunk_size"))
+			c->chunk_size = (uint32_t)v;
+		else if (!strcmp(t, "senders"))
+			c->senders = (uint32_t)v;
+		else if (!strcmp(t, "pending"))
+			c->pending = (uint32_t)v;
+		else if (!strcmp(t, "rate"))
+			ra->atlas_rate = (uint32_t)v;
+		else
+			return false;
+	}
+	return true;
+}
 
 static int run_node(const char *key_path, const char **listen, uint32_t n_listen, const char **dials,
 		    uint32_t n_dials, double duration, int json, long workers, uint32_t services,
@@ -1503,8 +1559,25 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 		}
 		c.rr_mode[idx] = (uint8_t)mode;
 	}
+	if (ra->atlas) {
+		c.atlas = atlas_demo_new(&ra->atlas_cfg);
+		wisp_reqresp_opts base;
+		wisp_reqresp_opts_default(&base);
+		base.rate_per_peer = ra->atlas_rate;
+		int first = (int)ra->n; /* registered after the --reqresp ones */
+		if (!c.atlas || (err = wisp_atlas_register(c.n, &base)) != WISP_OK) {
+			fprintf(stderr, "wisp-node: --atlas-demo: %s\n",
+				c.atlas ? wisp_strerror(err) : "a setting is out of range (see --help)");
+			atlas_demo_free(c.atlas);
+			wisp_node_free(c.n);
+			return EXIT_USAGE;
+		}
+		for (int i = 0; i < WISP_ATLAS_PROTOCOLS; i++)
+			c.rr_mode[first + i] = RR_ATLAS;
+	}
 	if ((err = wisp_node_start(c.n)) != WISP_OK) {
 		fprintf(stderr, "wisp-node: cannot start: %s: %s\n", wisp_errname(err), wisp_node_errmsg(c.n));
+		atlas_demo_free(c.atlas);
 		wisp_node_free(c.n);
 		return EXIT_START;
 	}
@@ -1559,7 +1632,8 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 		/* echo responses turned away by a full mailbox or pool hear no
 		 * RESPOND_READY: retry them every few ms */
 		echo_retry(&c, 0);
-		int timeout = c.n_blocked ? 5 : -1;
+		uint32_t atlas_waiting = c.atlas ? atlas_demo_pump(c.atlas, c.n) : 0;
+		int timeout = c.n_blocked || atlas_waiting ? 5 : -1;
 		if (end) {
 			uint64_t now = now_ns();
 			if (now >= end) {
@@ -1619,6 +1693,7 @@ static int run_node(const char *key_path, const char **listen, uint32_t n_listen
 	else
 		printf("stopped (%s)\n", c.quit_why ? c.quit_why : "error");
 	wisp_node_free(c.n);
+	atlas_demo_free(c.atlas);
 	if (sfd >= 0)
 		close(sfd);
 	return EXIT_OK;
@@ -1635,7 +1710,7 @@ int main(int argc, char **argv)
 		{ "msg-id", required_argument, NULL, 'M' },    { "help", no_argument, NULL, 'h' },
 		{ "compress", required_argument, NULL, 'Z' },  { "priority", required_argument, NULL, 'P' },
 		{ "explicit", required_argument, NULL, 'X' },  { "reqresp", required_argument, NULL, 'R' },
-		{ "respond", required_argument, NULL, 'A' },
+		{ "respond", required_argument, NULL, 'A' },   { "atlas-demo", required_argument, NULL, 'Y' },
 		{ NULL, 0, NULL, 0 },
 	};
 	gossip_args ga;
@@ -1714,6 +1789,15 @@ int main(int argc, char **argv)
 			ra.mode[ra.n++] = mode;
 			break;
 		}
+		case 'Y':
+			if (!parse_atlas_spec(optarg, &ra)) {
+				fprintf(stderr, "wisp-node: --atlas-demo takes 'default' or key=value pairs (txs, height, "
+						"chunks, chunk_size, senders, pending, rate), not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			ra.atlas = true;
+			break;
 		case 'A': {
 			int mode = -1;
 			for (int m = 0; m < 3; m++)
