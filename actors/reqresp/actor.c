@@ -416,7 +416,9 @@ static void on_sync_part(wisp_reqresp *r, wisp_msg *m)
 	out_slot *o = &r->out[slot];
 	if (!o->used || !o->sync || o->gen != wisp_rr_ref_gen(m->a))
 		return;
-	if (wisp_sync_part(r->syncs, o->job, o->chunk, m->buf) != WISP_OK) {
+	wisp_buf *b = m->buf;
+	m->buf = NULL; /* the sync helper takes it */
+	if (wisp_sync_part(r->syncs, o->job, o->chunk, b) != WISP_OK) {
 		/* the part does not fit the chunk: stop its request (OUT_DONE
 		 * follows, and the sync counts the chunk bad) */
 		int err;
