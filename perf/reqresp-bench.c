@@ -10,7 +10,8 @@
  *   rtt      --rtt requests one at a time (64 bytes each way): p50 / p99
  *            latency from wisp_request() to the end event, and round trips/s;
  *   rps      --requests requests with --inflight outstanding: requests/s;
- *   sync1    wisp_sync_start() of --sync-bytes in 1 MiB chunks from node 1;
+ *   sync1    wisp_sync_start() of --sync-bytes in 1 MiB chunks from node 1
+ *            (the servers answer from tools/atlas-demo.h's checkpoint);
  *   sync4    the same from nodes 1..4.
  * Rows: bench=reqresp-bench name=<metric> unit=... min= median= max= over
  * --runs, and ratios of the sync rates to the stream rate.
@@ -20,20 +21,16 @@
 #include <poll.h>
 #include <stdbool.h>
 
-#include <openssl/evp.h>
-
+#include <wisp/atlas.h>
 #include <wisp/error.h>
 #include <wisp/wisp.h>
 
-#include "codec/pb.h"
 #include "perf/bench.h"
+#include "tools/atlas-demo.h"
 
 #define N 5
 #define PROTO_SMALL "/atlas/req/bench/1/pb_zstd"
-#define PROTO_SYNC "/atlas/req/checkpoint/1/pb_zstd"
 #define CHUNK (1u << 20)
-#define PART (CHUNK / 2)
-#define MAX_PENDING 4096
 #define SMALL 64
 
 static struct {
@@ -42,21 +39,14 @@ static struct {
 	uint64_t stream_bytes, sync_bytes;
 } cfg = { 5, 2000, 20000, 64, 256ull << 20, 256ull << 20 };
 
-typedef struct pending {
-	uint64_t ref;
-	uint32_t chunk, next_off;
-} pending;
-
 typedef struct bnode {
 	wisp_node *n;
 	char listen[WISP_ADDR_TEXT_MAX];
 	int connected;
-	pending q[MAX_PENDING];
-	uint32_t q_head, q_count;
+	atlas_demo *demo; /* servers: the checkpoint they serve */
 } bnode;
 
 static bnode nodes[N];
-static uint8_t *part;
 static char machine[160];
 
 /* what the measurements wait for */
@@ -66,64 +56,11 @@ static uint32_t n_lat;
 static int sync_done, sync_status, test_done, test_status;
 static wisp_test_result test_res;
 
-static void chunk_bytes(uint32_t i, uint8_t *out, size_t n)
-{
-	uint64_t x = 0x9e3779b97f4a7c15ull * (i + 1);
-	for (size_t k = 0; k < n; k += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(out + k, &x, n - k < 8 ? n - k : 8);
-	}
-}
-
-static uint32_t requested_chunk(const uint8_t *p, size_t n)
-{
-	wisp_pb_reader r;
-	wisp_pb_field f;
-	wisp_pb_reader_init(&r, p, n);
-	while (wisp_pb_next(&r, &f, n) == 1)
-		if (f.num == 2 && f.len == 4)
-			return (uint32_t)f.data[0] | (uint32_t)f.data[1] << 8 | (uint32_t)f.data[2] << 16 |
-			       (uint32_t)f.data[3] << 24;
-	return UINT32_MAX;
-}
-
-/* A server's chunk: two CheckpointParts, from where it left off. False on
- * AGAIN (try later). */
-static bool serve(int i, pending *p)
-{
-	static uint8_t data[CHUNK];
-	static uint32_t have = UINT32_MAX;
-	if (have != p->chunk) {
-		chunk_bytes(p->chunk, data, CHUNK);
-		have = p->chunk;
-	}
-	for (; p->next_off < CHUNK; p->next_off += PART) {
-		wisp_pb_writer w;
-		wisp_pb_writer_init(&w, part, PART + 64);
-		if (p->next_off)
-			wisp_pb_put_varint(&w, 1, p->next_off);
-		wisp_pb_put_bytes(&w, 2, data + p->next_off, PART);
-		ssize_t len = wisp_pb_writer_finish(&w);
-		int rc = wisp_respond(nodes[i].n, p->ref, WISP_RR_SUCCESS, part, (size_t)len, p->next_off + PART == CHUNK);
-		if (rc == WISP_ERR_AGAIN)
-			return false;
-		if (rc != WISP_OK)
-			return true; /* gone */
-	}
-	return true;
-}
-
+/* The servers answer what waited for room. */
 static void serve_all(void)
 {
-	for (int i = 1; i < N; i++) {
-		bnode *b = &nodes[i];
-		while (b->q_count && serve(i, &b->q[b->q_head])) {
-			b->q_head = (b->q_head + 1) % MAX_PENDING;
-			b->q_count--;
-		}
-	}
+	for (int i = 1; i < N; i++)
+		atlas_demo_pump(nodes[i].demo, nodes[i].n);
 }
 
 static void take(int i, const wisp_event *ev)
@@ -141,10 +78,13 @@ static void take(int i, const wisp_event *ev)
 			static const uint8_t answer[SMALL];
 			if (wisp_respond(b->n, ev->u.request->ref, WISP_RR_SUCCESS, answer, sizeof(answer), 1) != WISP_OK)
 				(void)wisp_respond_end(b->n, ev->u.request->ref);
-		} else if (b->q_count < MAX_PENDING) {
-			uint32_t c = requested_chunk(ev->u.request->data, ev->u.request->len);
-			b->q[(b->q_head + b->q_count++) % MAX_PENDING] = (pending){ ev->u.request->ref, c, 0 };
+		} else if (b->demo) {
+			atlas_demo_request(b->demo, b->n, ev->u.request);
 		}
+		break;
+	case WISP_EVENT_RESPOND_READY:
+		if (b->demo)
+			atlas_demo_pump(b->demo, b->n);
 		break;
 	case WISP_EVENT_RESPONSE_END:
 		ends++;
@@ -203,9 +143,17 @@ static bool all_connected(void)
 	return nodes[0].connected >= N - 1;
 }
 
-static int setup(void)
+static int setup(uint32_t n_chunks)
 {
+	atlas_demo_cfg dc;
+	atlas_demo_cfg_default(&dc);
+	dc.txs = 0;
+	dc.height = 1;
+	dc.chunks = n_chunks;
+	dc.chunk_size = CHUNK;
 	for (int i = 0; i < N; i++) {
+		if (i && !(nodes[i].demo = atlas_demo_new(&dc)))
+			return -1;
 		wisp_options o;
 		wisp_options_default(&o);
 		o.workers = 1;
@@ -225,8 +173,8 @@ static int setup(void)
 		ro.rate_per_peer = 0;
 		ro.max_concurrent_per_peer = 1024;
 		ro.max_concurrent = 4096;
-		if (wisp_reqresp_register(nodes[i].n, PROTO_SMALL, &ro) != 0 ||
-		    wisp_reqresp_register(nodes[i].n, PROTO_SYNC, &ro) != 1 || wisp_node_start(nodes[i].n) != WISP_OK) {
+		if (wisp_reqresp_register(nodes[i].n, PROTO_SMALL, &ro) != 0 || wisp_atlas_register(nodes[i].n, &ro) ||
+		    wisp_node_start(nodes[i].n) != WISP_OK) {
 			printf("# node %d: %s\n", i, wisp_node_errmsg(nodes[i].n));
 			return -1;
 		}
@@ -323,7 +271,8 @@ static double run_sync(const wisp_sync_chunk *ch, uint32_t n, int peers)
 		ids[i] = *wisp_node_peer_id(nodes[1 + i].n);
 	wisp_sync_spec spec;
 	wisp_sync_spec_default(&spec);
-	spec.protocol = PROTO_SYNC;
+	spec.protocol = WISP_ATLAS_PROTO_CHECKPOINT;
+	spec.height = 1;
 	spec.chunks = ch;
 	spec.n_chunks = n;
 	spec.peers = ids;
@@ -408,25 +357,16 @@ int main(int argc, char **argv)
 	       "sync_bytes=%llu chunk=%u nodes=%d %s\n",
 	       cfg.runs, cfg.rtt, cfg.requests, cfg.inflight, (unsigned long long)cfg.stream_bytes,
 	       (unsigned long long)cfg.sync_bytes, CHUNK, N, machine);
-	part = malloc(PART + 64);
 	lat_ms = calloc(cfg.rtt, sizeof(double));
 	uint32_t n_chunks = (uint32_t)(cfg.sync_bytes / CHUNK);
-	wisp_sync_chunk *ch = calloc(n_chunks, sizeof(*ch));
-	uint8_t *buf = malloc(CHUNK);
-	for (uint32_t i = 0; i < n_chunks; i++) {
-		ch[i].id_len = 4;
-		memcpy(ch[i].id, &i, 4); /* little-endian on the machines we run on */
-		ch[i].size = CHUNK;
-		chunk_bytes(i, buf, CHUNK);
-		unsigned int mdlen;
-		EVP_Digest(buf, CHUNK, ch[i].sha256, &mdlen, EVP_sha256(), NULL);
-	}
-	free(buf);
 	int status = 0;
-	if (setup() != 0) {
+	if (setup(n_chunks) != 0) {
 		printf("# setup failed\n");
 		return 1;
 	}
+	wisp_sync_chunk *ch = calloc(n_chunks, sizeof(*ch));
+	for (uint32_t i = 0; i < n_chunks; i++)
+		atlas_demo_chunk(nodes[1].demo, i, &ch[i]);
 	double v[M_COUNT][64];
 	uint64_t t_all = now_ns();
 	for (int r = 0; r < cfg.runs; r++) {
@@ -480,10 +420,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)end_failures, (unsigned long long)st.reqresp.dropped, machine);
 	if (end_failures)
 		status = 1;
-	for (int i = 0; i < N; i++)
+	for (int i = 0; i < N; i++) {
 		wisp_node_free(nodes[i].n);
+		atlas_demo_free(nodes[i].demo);
+	}
 	free(ch);
-	free(part);
 	free(lat_ms);
 	return status;
 }

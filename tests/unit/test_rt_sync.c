@@ -21,7 +21,9 @@
 #include <wisp/error.h>
 #include <wisp/wisp.h>
 
-#include "codec/pb.h"
+#include <wisp/atlas.h>
+
+#include "tools/atlas-demo.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define STATE_CHUNKS 64u
@@ -73,36 +75,23 @@ static wisp_node *node_at(int i)
 	return nodes[i].n;
 }
 
-/* Chunk i's bytes: a xorshift stream seeded by i. */
+/* Chunk i's bytes: the demo state's stream seeded by i. */
 static void chunk_bytes(uint32_t i, uint8_t *out, size_t n)
 {
-	uint64_t x = 0x9e3779b97f4a7c15ull * (i + 1);
-	for (size_t k = 0; k < n; k += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(out + k, &x, n - k < 8 ? n - k : 8);
-	}
+	atlas_demo_bytes(i, out, n);
 }
 
-/* CheckpointRequest { uint64 height = 1; bytes chunk_id = 2; }: our chunk
- * ids are "chunk-<i>". */
+/* The chunk a CheckpointRequest asks for: our chunk ids are "chunk-<i>". */
 static int64_t requested_chunk(const uint8_t *p, size_t n)
 {
-	wisp_pb_reader r;
-	wisp_pb_field f;
-	wisp_pb_reader_init(&r, p, n);
-	int64_t chunk = -1;
-	while (wisp_pb_next(&r, &f, n) == 1) {
-		if (f.num == 1)
-			assert_int_equal(f.u64, 7); /* the height we sync */
-		if (f.num == 2 && f.len > 6 && !memcmp(f.data, "chunk-", 6)) {
-			char num[16] = { 0 };
-			memcpy(num, f.data + 6, f.len - 6 < 15 ? f.len - 6 : 15);
-			chunk = atoll(num);
-		}
-	}
-	return chunk;
+	wisp_atlas_checkpoint_request m;
+	assert_int_equal(wisp_atlas_checkpoint_request_decode(p, n, &m), WISP_OK);
+	assert_int_equal(m.height, 7); /* the height we sync */
+	char num[16] = { 0 };
+	if (m.chunk_id.len <= 6 || m.chunk_id.len > 6 + 15 || memcmp(m.chunk_id.p, "chunk-", 6))
+		return -1;
+	memcpy(num, m.chunk_id.p + 6, m.chunk_id.len - 6);
+	return atoll(num);
 }
 
 /* Answer with the chunk's parts (two CheckpointParts) from where it left
@@ -115,12 +104,8 @@ static bool serve(int i, pending *p)
 	if (i == CORRUPT)
 		data[CHUNK_SIZE - 1] ^= 0x40;
 	for (; p->next_off < CHUNK_SIZE; p->next_off += PART_SIZE) {
-		wisp_pb_writer w;
-		wisp_pb_writer_init(&w, part, PART_SIZE + 64);
-		if (p->next_off)
-			wisp_pb_put_varint(&w, 1, p->next_off);
-		wisp_pb_put_bytes(&w, 2, data + p->next_off, PART_SIZE);
-		ssize_t len = wisp_pb_writer_finish(&w);
+		wisp_atlas_checkpoint_part m = { p->next_off, { data + p->next_off, PART_SIZE } };
+		ssize_t len = wisp_atlas_checkpoint_part_encode(&m, part, PART_SIZE + 64);
 		assert_true(len > 0);
 		int rc = wisp_respond(nodes[i].n, p->ref, WISP_RR_SUCCESS, part, (size_t)len,
 				      p->next_off + PART_SIZE == CHUNK_SIZE);
