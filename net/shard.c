@@ -188,11 +188,15 @@ static void on_upgraded(void *ctx, wisp_conn *c)
 	wisp_shard_conn *sc = ctx;
 	(void)c;
 	wisp_stat_add(&sc->shard->stats.upgraded, 1);
+	/* The request/response actor hears of the connection before the peers
+	 * actor, which tells the application: a wisp_request() made on
+	 * WISP_EVENT_CONNECTED finds the peer (a failed report closes the
+	 * connection, and wisp_rr_closed() follows). */
+	wisp_rr_upgraded(sc);
 	report_up(sc->shard, sc);
 	if (!sc->closing) {
 		wisp_builtin_upgraded(sc);
 		wisp_pubsub_upgraded(sc);
-		wisp_rr_upgraded(sc);
 	}
 }
 

@@ -389,6 +389,21 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 					   &n->worker_state[i], o->mailbox_slots, loops)))
 			goto fail;
 	}
+	/* The request/response actor goes first on its loop: each turn it takes
+	 * the workers' news of connections before the peers actor tells the
+	 * application of them (net/shard.c sends it first), so a wisp_request()
+	 * made on WISP_EVENT_CONNECTED finds the connection. */
+	n->rr_in = wisp_calloc(mem, o->max_requests_in, sizeof(*n->rr_in));
+	if (!n->rr_in) {
+		err = WISP_ERR_NOMEM;
+		goto fail;
+	}
+	atomic_init(&n->rr_next_id, 1);
+	if ((err = wisp_reqresp_new(&n->rr_state, n)))
+		goto fail;
+	if ((err = wisp_actor_init(&n->reqresp, &n->hosts[0], &wisp_reqresp_ops, n->rr_state, o->mailbox_slots,
+				   loops)))
+		goto fail;
 	if ((err = wisp_telemetry_new(&n->tele_state, n)))
 		goto fail;
 	if ((err = wisp_actor_init(&n->telemetry, &n->hosts[0], &wisp_telemetry_ops, n->tele_state,
@@ -420,17 +435,6 @@ int wisp_node_new(wisp_node **out, const wisp_options *o)
 	if ((err = wisp_scoring_new(&n->scoring_state, n, &sp)))
 		goto fail;
 	if ((err = wisp_actor_init(&n->scoring, &n->hosts[0], &wisp_scoring_ops, n->scoring_state, o->mailbox_slots,
-				   loops)))
-		goto fail;
-	n->rr_in = wisp_calloc(mem, o->max_requests_in, sizeof(*n->rr_in));
-	if (!n->rr_in) {
-		err = WISP_ERR_NOMEM;
-		goto fail;
-	}
-	atomic_init(&n->rr_next_id, 1);
-	if ((err = wisp_reqresp_new(&n->rr_state, n)))
-		goto fail;
-	if ((err = wisp_actor_init(&n->reqresp, &n->hosts[0], &wisp_reqresp_ops, n->rr_state, o->mailbox_slots,
 				   loops)))
 		goto fail;
 	if ((err = wisp_mailbox_init(&n->events, mem, o->event_slots, loops, NULL)))
