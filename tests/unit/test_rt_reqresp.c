@@ -499,8 +499,8 @@ static void test_requester_cap(void **state)
 	stop();
 }
 
-/* The respond window: AGAIN once a request has the window queued behind a
- * connection that does not drain, then RESPOND_READY. */
+/* The respond window between two wisp nodes: every AGAIN is followed by a
+ * RESPOND_READY, and 40 chunks arrive in order. */
 static void test_respond_window(void **state)
 {
 	(void)state;
@@ -527,7 +527,10 @@ static void test_respond_window(void **state)
 		sent++;
 	}
 	assert_int_equal(sent, 40);
-	assert_true(again > 0);
+	/* whether the window filled depends on how fast the worker drains it:
+	 * test_rt_reqresp_bad's test_respond_window fills it for certain with
+	 * a requester that stops reading */
+	print_message("# respond window: %d AGAIN\n", again);
 	assert_true(wait_events(0, WISP_EVENT_RESPONSE_END, 1));
 	rec *e = nth(0, WISP_EVENT_RESPONSE_END, 0);
 	assert_int_equal(e->status, WISP_OK);

@@ -55,6 +55,8 @@
 #define PROTO "/atlas/req/test/1/pb_zstd"
 #define PROTO_SILENT "/atlas/req/silent/1/pb_zstd" /* a short first-byte timeout */
 #define PROTO_SLOW "/atlas/req/slow/1/pb_zstd"     /* a short chunk timeout */
+#define PROTO_BULK "/atlas/req/bulk/1/pb_zstd"     /* 64 KiB chunks, a 256 KiB respond window */
+#define BULK_CHUNK (64u * 1024)
 #define MAX_REQUEST 1024
 #define MAX_CHUNK 4096
 #define MAX_CHUNKS 3
@@ -134,6 +136,8 @@ static wisp_node *node_at(int i)
 	return node;
 }
 
+static int respond_ready; /* WISP_EVENT_RESPOND_READY events */
+
 static void take(int i, const wisp_event *e)
 {
 	(void)i;
@@ -145,6 +149,9 @@ static void take(int i, const wisp_event *e)
 	}
 	case WISP_EVENT_CONNECTED:
 		connected++;
+		return;
+	case WISP_EVENT_RESPOND_READY:
+		respond_ready++;
 		return;
 	case WISP_EVENT_REQUEST:
 	case WISP_EVENT_RESPONSE:
@@ -198,12 +205,15 @@ static bool never(void)
 
 /* Take the node's events and read the evil peer's socket until cond()
  * holds, blocking in poll() on both between checks. */
+/* false: the evil peer reads nothing (and so grants no window) */
+static bool evil_reading = true;
+
 static bool wait_for(bool (*cond)(void), unsigned timeout_ms)
 {
 	uint64_t deadline = wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
 		(void)wt_wait_nodes(node_at, 1, take, never, 0);
-		if (evil && !evil->p.eof)
+		if (evil && !evil->p.eof && evil_reading)
 			(void)er_poll(evil);
 		if (cond())
 			return true;
@@ -211,7 +221,7 @@ static bool wait_for(bool (*cond)(void), unsigned timeout_ms)
 		if (now >= deadline)
 			return false;
 		struct pollfd p[2] = { { .fd = wisp_node_event_fd(node), .events = POLLIN },
-				       { .fd = evil ? evil->p.fd : -1, .events = POLLIN } };
+				       { .fd = evil && evil_reading ? evil->p.fd : -1, .events = POLLIN } };
 		int left = (int)((deadline - now) / 1000000u) + 1;
 		(void)poll(p, 2, left < 20 ? left : 20);
 	}
@@ -256,6 +266,11 @@ static void start(void)
 	ro.first_byte_timeout_ms = WAIT_MS;
 	ro.chunk_timeout_ms = SHORT_TIMEOUT_MS;
 	assert_int_equal(wisp_reqresp_register(node, PROTO_SLOW, &ro), 2);
+	ro.max_chunk = BULK_CHUNK;
+	ro.max_chunks = 1024;
+	ro.respond_window = 4 * BULK_CHUNK;
+	ro.respond_timeout_ms = WAIT_MS;
+	assert_int_equal(wisp_reqresp_register(node, PROTO_BULK, &ro), 3);
 	assert_int_equal(wisp_node_start(node), WISP_OK);
 	assert_true(wait_for(is_listening, WAIT_MS));
 	evil = er_new();
@@ -497,6 +512,87 @@ static void stalled_request(const uint8_t *req, size_t n)
 static size_t put_len(uint8_t *b, uint64_t n)
 {
 	return wisp_uvarint_put(b, n);
+}
+
+static int ready_events;
+
+static bool ready_came(void)
+{
+	return respond_ready > ready_events;
+}
+
+static bool cur_all_in(void)
+{
+	return cur->fin_in || cur->rst_in;
+}
+
+/* The respond window against a requester that stops reading: its yamux
+ * window closes, the connection's send budget fills behind it, the
+ * request's chunks stop going into the stream, and wisp_respond() says
+ * AGAIN (within a bounded number of chunks: nothing grows without bound);
+ * once the peer reads again, RESPOND_READY, and every chunk arrives in
+ * order. */
+static void test_respond_window(void **state)
+{
+	(void)state;
+	start();
+	er_stream *s;
+	assert_int_equal(er_open(evil, PROTO_BULK, &s, WAIT_MS), 0);
+	uint8_t b[64];
+	ssize_t n = er_encode(b, sizeof(b), -1, "bulk", 4);
+	assert_int_equal(er_send(evil, s, b, (size_t)n, WAIT_MS), 0);
+	assert_int_equal(er_fin(evil, s, WAIT_MS), 0);
+	requests_seen = count_of(WISP_EVENT_REQUEST, 0);
+	assert_true(wait_for(request_came, WAIT_MS));
+	uint64_t ref = nth(WISP_EVENT_REQUEST, 0, requests_seen)->ref;
+	evil_reading = false;
+	static uint8_t chunk[BULK_CHUNK];
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (uint8_t)wt_rng(); /* incompressible: zstd keeps its size on the wire */
+	uint32_t sent = 0;
+	int rc;
+	/* the stream window (256 KiB), the connection's budget (4 MiB) and the
+	 * respond window (256 KiB) hold about 72 chunks: AGAIN well before 200 */
+	for (;;) {
+		for (size_t i = 0; i < sizeof(chunk); i += 4096)
+			chunk[i] = (uint8_t)sent;
+		rc = wisp_respond(node, ref, WISP_RR_SUCCESS, chunk, sizeof(chunk), 0);
+		if (rc != WISP_OK)
+			break;
+		sent++;
+		assert_true(sent < 200);
+		(void)wait_for(never, 1); /* the node's events; the worker drains into the stream */
+	}
+	assert_int_equal(rc, WISP_ERR_AGAIN);
+	assert_true(sent >= 4);
+	ready_events = respond_ready;
+	evil_reading = true;
+	assert_true(wait_for(ready_came, WAIT_MS));
+	/* the rest, and the end */
+	for (uint32_t k = 0; k < 8; k++) {
+		for (size_t i = 0; i < sizeof(chunk); i += 4096)
+			chunk[i] = (uint8_t)sent;
+		while ((rc = wisp_respond(node, ref, WISP_RR_SUCCESS, chunk, sizeof(chunk), k == 7)) == WISP_ERR_AGAIN)
+			assert_true(wait_for(ready_came, WAIT_MS));
+		assert_int_equal(rc, WISP_OK);
+		ready_events = respond_ready;
+		sent++;
+	}
+	cur = s;
+	assert_true(wait_for(cur_all_in, WAIT_MS));
+	assert_true(s->fin_in);
+	static uint8_t out[BULK_CHUNK];
+	uint8_t result;
+	size_t len;
+	for (uint32_t k = 0; k < sent; k++) {
+		assert_int_equal(er_take(s, true, &result, out, sizeof(out), &len), 1);
+		assert_int_equal(result, WISP_RR_SUCCESS);
+		assert_int_equal(len, BULK_CHUNK);
+		assert_int_equal(out[0], (uint8_t)k);
+	}
+	assert_int_equal(s->len, 0);
+	er_release(s);
+	stop();
 }
 
 static void test_evil_requester(void **state)
@@ -905,6 +1001,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_evil_requester),
 		cmocka_unit_test(test_evil_responder),
+		cmocka_unit_test(test_respond_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
