@@ -85,6 +85,8 @@ int wisp_mailbox_send_mpsc(wisp_mailbox *mb, const wisp_msg *m, struct wisp_loop
 		/* Released before the enqueue, acquired after the dequeue: the
 		 * edge TSan cannot see through ck's volatile accesses. */
 		WISP_TSAN_RELEASE(l);
+		/* after the consumer's read of this slot, a lap ago */
+		WISP_TSAN_ACQUIRE(&l->slots[ck_pr_load_uint(&l->ring.p_tail) & l->ring.mask]);
 		ok = ck_ring_enqueue_spsc_wisp_msg(&l->ring, l->slots, (struct wisp_msg *)m);
 	} else {
 		wisp_lane *l = &mb->shared;
@@ -113,9 +115,13 @@ int wisp_mailbox_send_mpsc(wisp_mailbox *mb, const wisp_msg *m, struct wisp_loop
 static bool lane_recv(wisp_lane *l, wisp_msg *m)
 {
 	/* The shared lane's consumer side is single-consumer too. */
+	struct wisp_msg *slot = &l->slots[ck_pr_load_uint(&l->ring.c_head) & l->ring.mask];
 	if (!ck_ring_dequeue_spsc_wisp_msg(&l->ring, l->slots, m))
 		return false;
 	WISP_TSAN_ACQUIRE(l);
+	/* Our read of the slot comes before the write of whoever takes it a
+	 * lap later (the shared lane's producers acquire it before writing). */
+	WISP_TSAN_RELEASE(slot);
 	return true;
 }
 
