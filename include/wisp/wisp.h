@@ -457,9 +457,11 @@ WISP_API int wisp_set_app_score(wisp_node *n, const wisp_peer_id *peer, double v
  *
  * A non-zero result's content is a UTF-8 message of at most 256 bytes, and
  * ends the response. Lengths are checked against the protocol's maxima
- * before anything is read or allocated; a peer that breaks the framing gets
- * its stream reset (a requester: "invalid request" first) and the scoring
- * actor hears of it.
+ * before anything is read or allocated. A requester that breaks the framing
+ * gets "invalid request" and our side of the stream closed (reset if it
+ * keeps its side open past the respond timeout); a responder that breaks it
+ * has the stream reset. Either way the scoring actor hears of it
+ * (wisp_peer_score()).
  */
 
 typedef enum wisp_rr_result {
