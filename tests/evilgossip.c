@@ -17,17 +17,6 @@
 /* Our data frames carry at most this much (one Noise frame). */
 #define CHUNK (WISP_NOISE_MAX_PLAINTEXT - WISP_YAMUX_HEADER_LEN)
 
-static uint64_t deadline_of(unsigned timeout_ms)
-{
-	return wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
-}
-
-static unsigned left_ms(uint64_t deadline)
-{
-	uint64_t now = wt_now_ns();
-	return now >= deadline ? 0 : (unsigned)((deadline - now) / 1000000u) + 1;
-}
-
 static eg_peer *of(ev_peer *p)
 {
 	return (eg_peer *)p; /* ev_peer is the first member */
@@ -315,7 +304,7 @@ static bool theirs_open(eg_peer *e, void *arg)
 
 int eg_connect(eg_peer *e, uint16_t port, int rcvbuf, const char *proto, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	int err = ev_connect(&e->p, port, rcvbuf);
 	if (err)
 		return err;
@@ -324,11 +313,11 @@ int eg_connect(eg_peer *e, uint16_t port, int rcvbuf, const char *proto, unsigne
 	e->p.on_data = on_data;
 	if ((err = wisp_peer_id_from_pubkey(&e->id, wisp_privkey_pubkey(&e->p.key))))
 		return err;
-	if ((err = ev_handshake(&e->p, left_ms(deadline))))
+	if ((err = ev_handshake(&e->p, wt_ms_left(deadline))))
 		return err;
-	if ((err = eg_open_stream(e, left_ms(deadline))))
+	if ((err = eg_open_stream(e, wt_ms_left(deadline))))
 		return err;
-	if ((err = eg_pump(e, theirs_open, NULL, left_ms(deadline))))
+	if ((err = eg_pump(e, theirs_open, NULL, wt_ms_left(deadline))))
 		return err;
 	return e->err;
 }
@@ -386,14 +375,14 @@ static bool has_window(eg_peer *e, void *arg)
 int eg_send_stream(eg_peer *e, const void *b, size_t n, unsigned timeout_ms)
 {
 	static uint8_t frame[WISP_YAMUX_HEADER_LEN + CHUNK];
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	const uint8_t *p = b;
 	eg_stream *s = e->mine;
 	if (!s || !s->open)
 		return WISP_ERR_STATE;
 	while (n) {
 		if (s->window <= 0) {
-			int err = eg_pump(e, has_window, NULL, left_ms(deadline));
+			int err = eg_pump(e, has_window, NULL, wt_ms_left(deadline));
 			if (err)
 				return err;
 		}
@@ -404,7 +393,7 @@ int eg_send_stream(eg_peer *e, const void *b, size_t n, unsigned timeout_ms)
 			k = (size_t)s->window;
 		ev_ymx(frame, WISP_YAMUX_DATA, 0, s->id, (uint32_t)k);
 		memcpy(frame + WISP_YAMUX_HEADER_LEN, p, k);
-		int err = ev_send_sealed(&e->p, frame, WISP_YAMUX_HEADER_LEN + k, left_ms(deadline));
+		int err = ev_send_sealed(&e->p, frame, WISP_YAMUX_HEADER_LEN + k, wt_ms_left(deadline));
 		if (err)
 			return err;
 		s->window -= (int64_t)k;

@@ -28,11 +28,6 @@ static int left_ms(uint64_t deadline)
 	return now >= deadline ? 0 : (int)((deadline - now) / 1000000u) + 1;
 }
 
-static uint64_t deadline_of(unsigned timeout_ms)
-{
-	return wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
-}
-
 static void peer_init(ev_peer *p, int fd, const wisp_privkey *key)
 {
 	memset(p, 0, sizeof(*p));
@@ -86,7 +81,7 @@ int ev_listen(uint16_t *port)
 
 int ev_accept(ev_peer *p, int lfd, const wisp_privkey *key, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0) {
@@ -116,7 +111,7 @@ void ev_close(ev_peer *p)
 int ev_send(ev_peer *p, const void *buf, size_t n, unsigned timeout_ms)
 {
 	const uint8_t *b = buf;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	while (n) {
 		ssize_t w = send(p->fd, b, n, MSG_NOSIGNAL);
 		if (w > 0) {
@@ -168,7 +163,7 @@ static int recv_once(ev_peer *p, uint64_t deadline)
 
 int ev_fill(ev_peer *p, size_t need, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	while (p->rx_len < need) {
 		int err = recv_once(p, deadline);
 		if (err)
@@ -179,7 +174,7 @@ int ev_fill(ev_peer *p, size_t need, unsigned timeout_ms)
 
 int ev_recv_some(ev_peer *p, unsigned timeout_ms)
 {
-	return recv_once(p, deadline_of(timeout_ms));
+	return recv_once(p, wt_deadline(timeout_ms));
 }
 
 void ev_consume(ev_peer *p, size_t n)
@@ -194,7 +189,7 @@ static int parse_frames(ev_peer *p);
 
 bool ev_wait_closed(ev_peer *p, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	for (;;) {
 		/* What arrived before the close is looked at, then dropped. */
 		if (p->transport && parse_frames(p) < 0)
@@ -256,7 +251,7 @@ int ev_mss_dial(ev_peer *p, const char *proto, unsigned timeout_ms)
 	int err = wisp_mss_dialer_init(&m, protos, 1);
 	if (err)
 		return err;
-	return mss_run(p, &m, deadline_of(timeout_ms));
+	return mss_run(p, &m, wt_deadline(timeout_ms));
 }
 
 static int match_noise(void *ctx, const char *id, size_t len)
@@ -269,12 +264,12 @@ int ev_mss_listen_noise(ev_peer *p, unsigned timeout_ms)
 {
 	wisp_mss m;
 	wisp_mss_listener_init(&m, match_noise, NULL);
-	return mss_run(p, &m, deadline_of(timeout_ms));
+	return mss_run(p, &m, wt_deadline(timeout_ms));
 }
 
 int ev_mss_read(ev_peer *p, char *text, size_t cap, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	for (;;) {
 		const uint8_t *t;
 		size_t tlen;
@@ -325,7 +320,7 @@ ssize_t ev_noise_msg1(ev_peer *p, uint8_t *out, size_t cap)
 
 int ev_noise_read_msg2(ev_peer *p, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	int err = ev_fill(p, 2, (unsigned)left_ms(deadline));
 	if (err)
 		return err;
@@ -404,7 +399,7 @@ ssize_t ev_noise_msg3(ev_peer *p, ev_sig sig, bool muxer, uint8_t *out, size_t c
 
 int ev_handshake(ev_peer *p, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	uint8_t buf[1024];
 	int err = ev_mss_dial(p, "/noise", timeout_ms);
 	if (!err)
@@ -444,7 +439,7 @@ int ev_send_sealed(ev_peer *p, const void *pt, size_t n, unsigned timeout_ms)
 {
 	static uint8_t frame[WISP_NOISE_MAX_WIRE];
 	const uint8_t *b = pt;
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	do {
 		size_t k = n < WISP_NOISE_MAX_PLAINTEXT ? n : WISP_NOISE_MAX_PLAINTEXT;
 		ssize_t f = ev_seal(p, b, k, frame, sizeof(frame));
@@ -565,7 +560,7 @@ static int parse_frames(ev_peer *p)
 
 int ev_pump(ev_peer *p, bool (*cond)(ev_peer *, void *), void *arg, unsigned timeout_ms)
 {
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	for (;;) {
 		int err = parse_frames(p);
 		if (err)

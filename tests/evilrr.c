@@ -18,17 +18,6 @@
 /* Our data frames carry at most this much (one Noise frame). */
 #define CHUNK (WISP_NOISE_MAX_PLAINTEXT - WISP_YAMUX_HEADER_LEN)
 
-static uint64_t deadline_of(unsigned timeout_ms)
-{
-	return wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
-}
-
-static unsigned left_ms(uint64_t deadline)
-{
-	uint64_t now = wt_now_ns();
-	return now >= deadline ? 0 : (unsigned)((deadline - now) / 1000000u) + 1;
-}
-
 static er_peer *of(ev_peer *p)
 {
 	return (er_peer *)p; /* ev_peer is the first member */
@@ -332,13 +321,13 @@ static bool has_window(er_peer *e, void *arg)
 int er_send(er_peer *e, er_stream *s, const void *b, size_t n, unsigned timeout_ms)
 {
 	static uint8_t frame[WISP_YAMUX_HEADER_LEN + CHUNK];
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = wt_deadline(timeout_ms);
 	const uint8_t *p = b;
 	if (!s->open)
 		return WISP_ERR_STATE;
 	while (n) {
 		if (s->window <= 0) {
-			int err = er_pump(e, has_window, s, left_ms(deadline));
+			int err = er_pump(e, has_window, s, wt_ms_left(deadline));
 			if (err)
 				return err;
 		}
@@ -349,7 +338,7 @@ int er_send(er_peer *e, er_stream *s, const void *b, size_t n, unsigned timeout_
 			k = (size_t)s->window;
 		ev_ymx(frame, WISP_YAMUX_DATA, 0, s->id, (uint32_t)k);
 		memcpy(frame + WISP_YAMUX_HEADER_LEN, p, k);
-		int err = ev_send_sealed(&e->p, frame, WISP_YAMUX_HEADER_LEN + k, left_ms(deadline));
+		int err = ev_send_sealed(&e->p, frame, WISP_YAMUX_HEADER_LEN + k, wt_ms_left(deadline));
 		if (err)
 			return err;
 		s->window -= (int64_t)k;

@@ -112,6 +112,17 @@ uint64_t wt_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t wt_deadline(unsigned timeout_ms)
+{
+	return wt_now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+unsigned wt_ms_left(uint64_t deadline)
+{
+	uint64_t now = wt_now_ns();
+	return now >= deadline ? 0 : (unsigned)((deadline - now) / 1000000u) + 1;
+}
+
 bool wt_wait_until(bool (*cond)(void *), void *arg, int fd, unsigned timeout_ms)
 {
 	uint64_t deadline = wt_now_ns() + (uint64_t)timeout_ms * 1000000u;

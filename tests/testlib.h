@@ -27,6 +27,10 @@ void wt_hex(const uint8_t *in, size_t n, char *out);
 
 /* Monotonic clock in ns, for deadlines in tests. */
 uint64_t wt_now_ns(void);
+/* The deadline timeout_ms from now, and the ms left until a deadline
+ * (rounded up; 0 once it passed). */
+uint64_t wt_deadline(unsigned timeout_ms);
+unsigned wt_ms_left(uint64_t deadline);
 
 /* Poll cond(arg) until it is true or timeout_ms passes, blocking in poll()
  * on fd (or -1 for none) between checks: wait for events with a deadline,
